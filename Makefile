@@ -1,0 +1,59 @@
+# inferops: the README's commands. Each target installs what it needs itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBS := redis-server nginx prometheus git
+
+.PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down
+
+help:  ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+deps:  ## Install the Debian packages (redis-server, nginx, prometheus) when missing
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v git >/dev/null || missing="$$missing git"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml service/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]' -e service/
+	@touch $(STAMP)
+
+setup: deps $(STAMP)  ## Create the virtualenv and install everything
+
+demo: setup  ## Run the whole release locally: up, a good release (promoted), a bad one (rolled back)
+	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" ./scripts/demo.sh
+
+test: setup  ## Run the whole test suite (unit, integration, e2e)
+	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/pytest tests -q
+
+test-unit: setup  ## Unit tests only (no network, seconds)
+	$(BIN)/pytest tests/unit -q
+
+test-integration: setup  ## Integration tests (real Redis, Prometheus, nginx, git, Prefect)
+	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/pytest tests/integration -q
+
+test-e2e: setup  ## End-to-end local releases
+	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/pytest tests/e2e -q
+
+lint: setup  ## ruff, mypy --strict, import-linter
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy inferops service/inferops_service
+	$(BIN)/lint-imports
+
+down: setup  ## Stop the local environment
+	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/inferops down --env local
+
+clean: down  ## Stop the local environment and remove all local state
+	rm -rf .inferops

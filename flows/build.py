@@ -1,0 +1,19 @@
+"""Build the service at a git revision into a content-addressed image."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from prefect import flow, get_run_logger
+
+from inferops.builders.local import build as build_image
+from inferops.config import Config
+
+
+@flow(name="build")
+def build(config: Config, env: str, version: str = "HEAD") -> dict[str, str]:
+    """Build ``service/`` at ``version``; returns the image (ref, digest, revision)."""
+    images_dir = config.env_state_dir(env) / "images"
+    image = build_image(config.root, version, str(config.service_source), images_dir)
+    get_run_logger().info("built %s from %s at %s", image.ref, image.source, image.revision[:12])
+    return asdict(image)

@@ -1,0 +1,67 @@
+"""Bring an environment up (provision, seed its GitOps repo, start it) and down."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+
+from flows.build import build
+from flows.provision import destroy, provision
+from inferops.config import Config
+from inferops.environments import open_target
+from inferops.gitops import messages
+from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, write_state
+from inferops.gitops.repo import GitOpsRepo
+from inferops.platforms.base import LiveState
+
+
+def _seed_files(config: Config) -> dict[str, str]:
+    overlay = config.path(config.service_source).parent / "gitops" / "overlays" / "local"
+    return {p.name: p.read_text() for p in sorted(overlay.iterdir()) if p.is_file()}
+
+
+@task
+def seed_gitops(repo: GitOpsRepo, config: Config, env: str, image: str) -> str:
+    """Create the GitOps repository with the stable image, unless it exists."""
+    if repo.exists():
+        return repo.head()
+    files = _seed_files(config)
+    seeded = read_state(files)
+    state = DesiredState(
+        stable=TrackSpec(image, seeded.stable.replicas, seeded.stable.env),
+        canary=TrackSpec(image, 0, ()),
+    )
+    msg = messages.seed(env, image)
+    return repo.create(write_state(files, state), msg.subject, msg.trailers)
+
+
+@flow(name="up")
+def up(config: Config, env: str) -> dict[str, object]:
+    """Provision ``env``, seed its GitOps repository and start it."""
+    log = get_run_logger()
+    provision(config, env)
+    target = open_target(config, env)
+    repo = target.repo()
+    if not repo.exists():
+        image = build(config, env, "HEAD")
+        seed_gitops(repo, config, env, image["ref"])
+    state: LiveState = target.platform().start(progress=log.info)
+    log.info("environment %s is live at %s: router %s, prometheus %s", env,
+             (state.revision or "")[:12], target.layout.router_url, target.layout.prometheus_url)
+    return {"revision": state.revision, "router": target.layout.router_url,
+            "prometheus": target.layout.prometheus_url,
+            "prefect": target.layout.prefect_api_url if target.layout.prefect_enabled else None}
+
+
+@flow(name="down")
+def down(config: Config, env: str) -> bool:
+    """Stop everything ``env`` runs and destroy its Terraform state."""
+    log = get_run_logger()
+    stopped = False
+    try:
+        stopped = open_target(config, env).platform().stop()
+    except Exception as exc:  # not provisioned: nothing runs, still destroy the state
+        log.info("nothing running for %s (%s)", env, exc)
+    destroy(config, env)
+    (config.env_state_dir(env) / "outputs.json").unlink(missing_ok=True)
+    log.info("environment %s is down; its GitOps history is kept", env)
+    return stopped

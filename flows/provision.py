@@ -1,0 +1,69 @@
+"""Provision an environment: Terraform init, plan, apply; record the outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from inferops.config import Config
+from inferops.environments import save_outputs
+from inferops.terraform import PlanSummary, Terraform, terraform_for
+
+
+def _terraform(config: Config, env: str) -> tuple[Terraform, dict[str, Any]]:
+    settings = config.environment(env).terraform
+    work_dir = config.env_state_dir(env) / "terraform"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tf = terraform_for(config.path(settings.module), work_dir, settings.binary)
+    variables: dict[str, Any] = {
+        "environment": env,
+        "state_dir": str(config.env_state_dir(env)),
+        **settings.variables,
+    }
+    return tf, variables
+
+
+def _summary(summary: PlanSummary) -> str:
+    lines = [f"{summary.adds} to add, {summary.changes} to change, {summary.destroys} to destroy"]
+    lines += [f"  {'/'.join(c.actions)} {c.address}" for c in summary.resource_changes
+              if c.actions != ("no-op",)]
+    return "\n".join(lines)
+
+
+@task
+def plan_and_apply(config: Config, env: str) -> dict[str, Any]:
+    """Plan, show the plan, apply exactly that plan, and return the outputs."""
+    log = get_run_logger()
+    tf, variables = _terraform(config, env)
+    tf.init()
+    plan_file = Path("tfplan")
+    summary = tf.plan(variables, plan_file)
+    log.info("terraform plan for %s: %s", env, _summary(summary))
+    if summary.has_changes:
+        tf.apply(plan_file)
+    outputs = tf.output()
+    save_outputs(config, env, outputs)
+    return outputs
+
+
+@task
+def destroy(config: Config, env: str) -> None:
+    """Destroy the environment's Terraform state."""
+    tf, variables = _terraform(config, env)
+    tf.init()
+    tf.destroy(variables)
+
+
+@flow(name="provision")
+def provision(config: Config, env: str) -> dict[str, Any]:
+    """Provision ``env`` with Terraform and record its outputs."""
+    outputs = plan_and_apply(config, env)
+    create_markdown_artifact(
+        key=f"provision-{env}",
+        markdown="\n".join(f"- **{k}**: `{v}`" for k, v in sorted(outputs.items())),
+        description=f"Terraform outputs of {env}",
+    )
+    return outputs

@@ -1,0 +1,141 @@
+"""Roll a candidate out as a canary, step by step, each step a GitOps commit.
+
+The runbook: take the environment's lock; finish any interrupted release;
+then for each traffic step commit the weight, wait until it is live, drive
+load, measure both tracks and judge. Continue, hold (more load), roll back
+or, after the last step, promote.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from inferops import rollout as steps
+from inferops.analysis.judge import Decision, Verdict, judge
+from inferops.analysis.spec import AnalysisSpec
+from inferops.environments import Target, open_target
+from inferops.config import Config
+from inferops.gitops import history, messages
+from inferops.lock import EnvironmentLock
+from inferops.loadtest import load_profile, run_load
+from inferops.rollout import Candidate
+
+
+@task(retries=2, retry_delay_seconds=1)
+def commit(target: Target, state: Any, message: messages.Message) -> str:
+    """Commit a desired state to the environment's GitOps repository."""
+    sha = steps.commit_state(target.repo(), state, message)
+    get_run_logger().info("committed %s: %s", sha[:12], message.subject)
+    return sha
+
+
+@task
+def wait_live(target: Target, sha: str) -> None:
+    """Wait until the platform reports the commit live."""
+    started = time.monotonic()
+    target.platform().wait_until_live(sha, target.env.canary.live_timeout_s)
+    get_run_logger().info("%s is live (%.1fs)", sha[:12], time.monotonic() - started)
+
+
+@task
+def drive_load(target: Target, label: str) -> tuple[float, float]:
+    """Drive the step's load through the router; the analysis window it covers."""
+    plan = target.env.canary
+    profile = load_profile(target.config.path(plan.load_profile))
+    out = target.state_dir / "loadtests" / label
+    started = time.time()
+    result = run_load(target.layout.router_url, profile, out, duration_s=plan.window_s + plan.warmup_s)
+    ended = time.time()
+    get_run_logger().info("load %s: %d requests (%s)", label, result.requests,
+                          ", ".join(f"{k} {v}" for k, v in sorted(result.by_track.items())))
+    return started + plan.warmup_s, ended
+
+
+@task
+def analyse(target: Target, spec: AnalysisSpec, image: str, window: tuple[float, float],
+            release_start: float, final: bool) -> Verdict:
+    """Measure both tracks over the window and judge the canary."""
+    steps.settle(1.0)
+    canary, baseline = steps.measure(target.metrics(), target.name, image, window,
+                                     release_start, spec.min_requests)
+    verdict = judge(canary, baseline, spec, final)
+    get_run_logger().info("verdict: %s: %s", verdict.decision.value, verdict.reason)
+    return verdict
+
+
+def _publish(release_id: str, label: str, verdict: Verdict) -> None:
+    rows = "\n".join(
+        f"| {c.metric} | {c.outcome.value} | {c.canary} | {c.baseline} | {c.limit} |"
+        for c in verdict.checks
+    )
+    create_markdown_artifact(
+        key=f"verdict-{release_id}-{label}".lower().replace("/", "-"),
+        markdown=(f"## {release_id} {label}: **{verdict.decision.value}**\n\n{verdict.reason}\n\n"
+                  "| check | outcome | canary | baseline | limit |\n|---|---|---|---|---|\n"
+                  + rows),
+        description=f"canary verdict of {release_id} at {label}",
+    )
+
+
+def _judge_step(target: Target, spec: AnalysisSpec, release_id: str, index: int, weight: int,
+                image: str, release_start: float, final: bool) -> Verdict:
+    verdict: Verdict | None = None
+    for attempt in range(1 + target.env.canary.max_extensions):
+        label = f"{release_id}-step{index}-{attempt}"
+        window = drive_load(target, label)
+        verdict = analyse(target, spec, image, window, release_start, final)
+        _publish(release_id, f"step {index} ({weight}%)", verdict)
+        if verdict.decision is not Decision.HOLD:
+            return verdict
+    assert verdict is not None
+    return verdict
+
+
+@flow(name="rollout")
+def rollout(config: Config, env: str, image: str, service_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Roll ``image`` out on ``env`` as a canary; returns the final verdict."""
+    log = get_run_logger()
+    target = open_target(config, env)
+    repo = target.repo()
+    spec = target.slos()
+    plan = target.env.canary.steps
+    candidate = Candidate(image, tuple(sorted((service_env or {}).items())))
+    release_id = history.next_release_id(repo.log())
+    with EnvironmentLock(target.lock_path(), env, f"release {release_id}"):
+        interrupted = steps.converge(repo)
+        if interrupted:
+            log.warning("rolled back an interrupted release first (%s)", interrupted[:12])
+            wait_live(target, interrupted)
+        release_id = history.next_release_id(repo.log())
+        release_start = time.time()
+        stable_image = steps.current_state(repo).stable.image
+        verdict_so_far, reason = "start", f"{release_id} starts: canary {image} against stable {stable_image}."
+        total = len(plan)
+        for index, weight in enumerate(plan, start=1):
+            state = steps.canary_at(steps.current_state(repo), candidate, weight)
+            sha = commit(target, state, messages.step(release_id, index, total, weight, image,
+                                                      verdict_so_far, reason))
+            wait_live(target, sha)
+            verdict = _judge_step(target, spec, release_id, index, weight, image, release_start,
+                                  final=index == total)
+            reason = f"step {index} ({weight}%): {verdict.decision.value}: {verdict.reason}"
+            if verdict.decision in (Decision.ROLLBACK, Decision.HOLD):
+                if verdict.decision is Decision.HOLD:
+                    reason += " Evidence stayed short after every extension: never promote on it."
+                sha = commit(target, steps.rolled_back(steps.current_state(repo)),
+                             messages.rollback(release_id, index, total, image, stable_image, reason))
+                wait_live(target, sha)
+                return {"release_id": release_id, "decision": "rollback", "revision": sha,
+                        "verdict": verdict.to_dict(), "step": index, "weight": weight}
+            verdict_so_far = verdict.decision.value
+        sha = commit(target, steps.promoted(steps.current_state(repo)),
+                     messages.promote(release_id, total, image, reason))
+        wait_live(target, sha)
+        return {"release_id": release_id, "decision": "promote", "revision": sha,
+                "verdict": verdict.to_dict(), "step": total, "weight": 100}
+
+

@@ -1,0 +1,1 @@
+"""Canary analysis: pure functions that turn evidence into verdicts (no I/O)."""

@@ -1,0 +1,1 @@
+"""Image builders: a service revision in, an image reference with its digest out."""

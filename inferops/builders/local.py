@@ -1,0 +1,131 @@
+"""The local builder: ``service/`` at a git revision -> a content-addressed artifact.
+
+The artifact is a tar of the service's tracked files at that revision, written
+byte-for-byte reproducibly (sorted entries, fixed owners, times and modes), so
+the same source always yields the same digest. It is stored as
+``<images>/sha256-<hex>.tar`` with a JSON description beside it, and referenced
+in manifests as ``inferops-service@sha256:<hex>``, like an OCI image pinned by
+digest. The local platform unpacks it once and runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPOSITORY = "inferops-service"
+
+
+class BuildError(Exception):
+    """The image could not be built."""
+
+
+@dataclass(frozen=True)
+class Image:
+    """A built image: its reference (pinned by digest) and where it came from."""
+
+    ref: str
+    digest: str
+    revision: str
+    source: str
+
+    @property
+    def short(self) -> str:
+        """The first 12 hex digits of the digest, as people quote it."""
+        return self.digest.removeprefix("sha256:")[:12]
+
+
+def _git(repo: Path, *args: str, binary: bool = False) -> bytes:
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise BuildError(f"git {' '.join(args)} failed: {proc.stderr.decode().strip()}")
+    return proc.stdout
+
+
+def resolve_revision(repo: Path, revision: str) -> str:
+    """The full commit id of ``revision`` in the project repository."""
+    try:
+        return _git(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").decode().strip()
+    except BuildError:
+        raise BuildError(
+            f"{revision!r} is not a commit of the project repository at {repo}; "
+            "pass --version with a branch, tag or commit id"
+        ) from None
+
+
+def _tar_of(repo: Path, revision: str, source: str) -> bytes:
+    listing = _git(repo, "ls-tree", "-r", "-z", "--full-tree", revision, "--", source)
+    entries = []
+    for raw in listing.split(b"\0"):
+        if not raw:
+            continue
+        meta, path = raw.split(b"\t", 1)
+        mode, kind, sha = meta.split()
+        if kind == b"blob":
+            entries.append((path.decode(), mode.decode(), sha.decode()))
+    if not entries:
+        raise BuildError(f"{source}/ has no files at {revision[:12]}: nothing to build")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, mode, sha in sorted(entries):
+            data = _git(repo, "cat-file", "blob", sha)
+            info = tarfile.TarInfo(path.removeprefix(source + "/"))
+            info.size = len(data)
+            info.mode = 0o755 if mode == "100755" else 0o644
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def build(repo: Path, revision: str, source: str, images_dir: Path) -> Image:
+    """Build ``source`` at ``revision`` into ``images_dir``; a rebuild is a no-op."""
+    commit = resolve_revision(repo, revision)
+    data = _tar_of(repo, commit, source)
+    hexdigest = hashlib.sha256(data).hexdigest()
+    image = Image(f"{REPOSITORY}@sha256:{hexdigest}", f"sha256:{hexdigest}", commit, source)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    target = images_dir / f"sha256-{hexdigest}.tar"
+    if not target.exists():
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    (images_dir / f"sha256-{hexdigest}.json").write_text(json.dumps(asdict(image), indent=2))
+    return image
+
+
+def digest_of(ref: str) -> str:
+    """The hex digest of an image reference pinned by digest."""
+    _, sep, digest = ref.partition("@sha256:")
+    if not sep or len(digest) != 64:
+        raise BuildError(f"image {ref!r} is not pinned by a sha256 digest")
+    return digest
+
+
+def unpack(images_dir: Path, ref: str) -> Path:
+    """The folder where the image is unpacked (unpacking it the first time)."""
+    hexdigest = digest_of(ref)
+    root = images_dir / hexdigest
+    if root.is_dir():
+        return root
+    archive = images_dir / f"sha256-{hexdigest}.tar"
+    if not archive.is_file():
+        raise BuildError(f"image {ref} is not in {images_dir}: build it first (inferops build)")
+    if hashlib.sha256(archive.read_bytes()).hexdigest() != hexdigest:
+        raise BuildError(f"{archive} does not match its digest: delete it and build again")
+    tmp = Path(tempfile.mkdtemp(dir=images_dir, prefix=".unpack-"))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        tmp.replace(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root

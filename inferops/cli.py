@@ -1,0 +1,244 @@
+"""The ``inferops`` command: each subcommand runs its Prefect flow.
+
+Exit codes: 0 success (``release``: promoted), 2 rolled back, 1 error.
+Errors print one line that says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from inferops.config import Config, ConfigError, load_config
+
+app = typer.Typer(
+    help="Release an AI inference service through Git: canaries judged on live SLOs.\n\n"
+    "Start with `inferops up --env local`, then `inferops release --env local`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment from inferops.yaml.")]
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+class Failure(Exception):
+    """An error to report in one line with exit code 1."""
+
+
+def _config(path: Path) -> Config:
+    return load_config(path)
+
+
+def _prepare(config: Config, env: str) -> None:
+    """Point Prefect at the environment's server when it runs, else ephemeral mode."""
+    from inferops.environments import NotProvisioned, open_target
+    from inferops.settings import prepare_prefect
+
+    server = None
+    try:
+        target = open_target(config, env)
+        if target.layout.prefect_enabled:
+            server = target.layout.prefect_api_url
+    except NotProvisioned:
+        pass
+    prepare_prefect(config.path(config.state_dir), server)
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+@app.command()
+def up(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False) -> None:
+    """Provision ENV and start it: Terraform apply, GitOps repo, Redis, Prometheus, nginx, service."""
+    cfg = _config(config)
+    _prepare(cfg, env)
+    from flows.environment import up as up_flow
+
+    result = up_flow(cfg, env)
+    _print(result, as_json, "\n".join(f"{k:>10}: {v}" for k, v in result.items() if v))
+
+
+@app.command()
+def down(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -> None:
+    """Stop everything ENV runs and destroy its Terraform state (GitOps history is kept)."""
+    cfg = _config(config)
+    _prepare(cfg, env)
+    from flows.environment import down as down_flow
+
+    down_flow(cfg, env)
+    typer.echo(f"{env} is down")
+
+
+@app.command()
+def provision(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False) -> None:
+    """Run Terraform for ENV (init, plan, apply) and record its outputs."""
+    cfg = _config(config)
+    _prepare(cfg, env)
+    from flows.provision import provision as provision_flow
+
+    outputs = provision_flow(cfg, env)
+    _print(outputs, as_json, "\n".join(f"{k}: {v}" for k, v in sorted(outputs.items())))
+
+
+@app.command()
+def build(
+    env: EnvOpt = "local",
+    version: Annotated[str, typer.Option(help="Git revision of the service to build.")] = "HEAD",
+    config: ConfigOpt = Path("inferops.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the service at VERSION into a content-addressed image."""
+    cfg = _config(config)
+    _prepare(cfg, env)
+    from flows.build import build as build_flow
+
+    image = build_flow(cfg, env, version)
+    _print(image, as_json, image["ref"])
+
+
+def _service_env(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise Failure(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
+SetOpt = Annotated[
+    list[str],
+    typer.Option("--set", help="Environment of the new version, KEY=VALUE (repeatable), "
+                 "e.g. INFEROPS_SIMULATOR_TTFT_MS=30."),
+]
+
+
+def _exit_for(result: dict[str, Any], as_json: bool) -> None:
+    verdict = result["verdict"]
+    text = (f"{result['release_id']}: {result['decision'].upper()} at step {result['step']} "
+            f"({result['weight']}%)\n  {verdict['reason']}")
+    _print(result, as_json, text)
+    raise typer.Exit(0 if result["decision"] == "promote" else 2)
+
+
+@app.command()
+def release(
+    env: EnvOpt = "local",
+    version: Annotated[str, typer.Option(help="Git revision of the service to release.")] = "HEAD",
+    set_: SetOpt = [],  # noqa: B006 - typer reads the default, never mutates it
+    config: ConfigOpt = Path("inferops.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Build VERSION and roll it out as a canary. Exit 0 promoted, 2 rolled back, 1 error."""
+    cfg = _config(config)
+    service_env = _service_env(set_)
+    _prepare(cfg, env)
+    from flows.release import release as release_flow
+
+    _exit_for(release_flow(cfg, env, version, service_env), as_json)
+
+
+@app.command()
+def rollout(
+    image: Annotated[str, typer.Argument(help="Image reference pinned by digest.")],
+    env: EnvOpt = "local",
+    set_: SetOpt = [],  # noqa: B006
+    config: ConfigOpt = Path("inferops.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Roll out an already built IMAGE as a canary. Exit 0 promoted, 2 rolled back, 1 error."""
+    cfg = _config(config)
+    service_env = _service_env(set_)
+    _prepare(cfg, env)
+    from flows.rollout import rollout as rollout_flow
+
+    _exit_for(rollout_flow(cfg, env, image, service_env), as_json)
+
+
+@app.command()
+def status(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False) -> None:
+    """What ENV runs now: the live commit, the traffic split and the pods."""
+    from inferops.environments import open_target
+
+    target = open_target(_config(config), env)
+    state = target.platform().status()
+    data = {"env": env, "revision": state.revision, "live": state.live, "error": state.error,
+            "weights": state.weights, "pods": list(state.pods), "endpoints": state.endpoints}
+    lines = [f"{env}: {'live' if state.live else 'NOT live'} at {(state.revision or '-')[:12]}",
+             f"  traffic: stable {state.weights.get('stable', '-')}% / "
+             f"canary {state.weights.get('canary', '-')}%"]
+    lines += [f"  {p['name']:<28} {p['track']:<7} :{p['port']}  restarts {p['restarts']}"
+              for p in state.pods]
+    lines += [f"  {k}: {v}" for k, v in state.endpoints.items()]
+    if state.error:
+        lines.append(f"  error: {state.error}")
+    _print(data, as_json, "\n".join(lines))
+
+
+@app.command()
+def history(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False) -> None:
+    """Every release of ENV from the GitOps log: steps, weights, verdicts and reasons."""
+    from inferops.environments import open_target
+    from inferops.gitops.history import releases
+
+    target = open_target(_config(config), env)
+    repo = target.repo()
+    found = releases(repo.log())
+    if as_json:
+        data = [{"release_id": r.release_id, "image": r.image, "outcome": r.outcome,
+                 "events": [e.__dict__ for e in r.events]} for r in found]
+        typer.echo(json.dumps(data, indent=2))
+        return
+    lines = []
+    for r in found:
+        lines.append(f"{r.release_id}  {r.outcome.upper():<12} {r.image}")
+        for e in r.events:
+            lines.append(f"  {e.sha[:10]} {e.date[11:19]} {e.step:>5} {e.weight:>3}%  "
+                         f"{e.verdict:<9} {e.subject}")
+            if e.reason and e.verdict not in ("seed",):
+                lines.append(f"{'':>34}{e.reason.splitlines()[0][:160]}")
+    lines.append(f"\nGitOps repository: {repo.remote} (git --git-dir {repo.remote} log)")
+    lines.append(f"Load-test samples and logs: {target.state_dir / 'loadtests'}, "
+                 f"{target.state_dir / 'logs'}")
+    typer.echo("\n".join(lines))
+
+
+def main() -> None:
+    """Console entry point: one-line errors, exit 1."""
+    from inferops.analysis.spec import SpecError
+    from inferops.builders.local import BuildError
+    from inferops.environments import NotProvisioned
+    from inferops.gitops.manifests import ManifestError
+    from inferops.gitops.repo import GitOpsError
+    from inferops.lock import EnvironmentBusy
+    from inferops.platforms.base import PlatformError
+    from inferops.terraform import TerraformError
+
+    known = (ConfigError, SpecError, BuildError, NotProvisioned, ManifestError, GitOpsError,
+             EnvironmentBusy, PlatformError, TerraformError, Failure)
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except known as exc:
+        typer.echo(f"inferops: error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""inferops.yaml: the one file that says what each environment is made of.
+
+The file is validated completely before anything runs; an error names the
+field and says what is allowed. Paths in the file are relative to the file's
+folder. Secrets never live here: they come from the environment or Prefect
+blocks at run time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG = "inferops.yaml"
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+class ConfigError(Exception):
+    """inferops.yaml (or a file it names) is missing or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TerraformSettings(_Strict):
+    """Where the environment's Terraform lives and how to run it."""
+
+    module: Path = Field(description="Terraform root module of the environment.")
+    binary: str | None = Field(
+        default=None,
+        description="A terraform or tofu binary to use; unset uses the embedded Terraform.",
+    )
+    variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class CanaryPlan(_Strict):
+    """How a canary advances: the traffic steps and how long each is judged."""
+
+    steps: list[Annotated[int, Field(gt=0, le=100)]] = Field(default=[10, 25, 50, 100])
+    window_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    warmup_s: Annotated[float, Field(ge=0, le=600)] = 1.0
+    max_extensions: Annotated[int, Field(ge=0, le=20)] = 2
+    live_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    load_profile: Path = Path("loadtests/profiles/step.yaml")
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_to_100(cls, steps: list[int]) -> list[int]:
+        if not steps:
+            raise ValueError("needs at least one step")
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError(f"steps must strictly increase, got {steps}")
+        if steps[-1] != 100:
+            raise ValueError(f"the last step must be 100 (full traffic), got {steps[-1]}")
+        return steps
+
+
+class Environment(_Strict):
+    """One place a release can go."""
+
+    platform: Literal["local"] = "local"
+    terraform: TerraformSettings
+    metrics: Literal["prometheus"] = "prometheus"
+    router: Literal["nginx"] = "nginx"
+    canary: CanaryPlan = Field(default_factory=CanaryPlan)
+    slo_file: Path = Path("loadtests/slos.yaml")
+    prefect_server: bool = Field(
+        default=True,
+        description="Run a Prefect server and worker with the environment (local platform).",
+    )
+
+
+class Config(_Strict):
+    """The whole inferops.yaml."""
+
+    project: str = "inferops"
+    service_source: Path = Field(
+        default=Path("service"), description="Folder of the service to build."
+    )
+    state_dir: Path = Field(
+        default=Path(".inferops"), description="Where environments keep their state."
+    )
+    environments: dict[str, Environment]
+    root: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("environments")
+    @classmethod
+    def _names(cls, envs: dict[str, Environment]) -> dict[str, Environment]:
+        if not envs:
+            raise ValueError("define at least one environment")
+        for name in envs:
+            if not _ENV_NAME.match(name):
+                raise ValueError(
+                    f"environment name {name!r} must be lowercase letters, digits and '-'"
+                )
+        return envs
+
+
+    def environment(self, name: str) -> Environment:
+        """The named environment, or a ConfigError listing the known ones."""
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments))
+            raise ConfigError(f"unknown environment {name!r}; inferops.yaml defines: {known}") from None
+
+    def path(self, p: Path) -> Path:
+        """A path from the file, resolved against the file's folder."""
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def env_state_dir(self, name: str) -> Path:
+        """The state folder of one environment."""
+        return self.path(self.state_dir) / name
+
+
+def _describe(err: ValidationError, source: Path) -> str:
+    lines = [f"invalid {source}:"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(text: str, source: Path, root: Path) -> Config:
+    """Parse and validate the text of an inferops.yaml."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a mapping with an 'environments' key")
+    try:
+        return Config.model_validate({**data, "root": root})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load inferops.yaml (default: ./inferops.yaml)."""
+    path = path or Path(DEFAULT_CONFIG)
+    if not path.is_file():
+        raise ConfigError(
+            f"no {path} here: run inferops from the project folder or pass --config FILE"
+        )
+    return parse_config(path.read_text(), path, path.resolve().parent)

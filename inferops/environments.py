@@ -1,0 +1,98 @@
+"""One place that maps an environment of inferops.yaml to its clients.
+
+A ``Target`` is everything a flow needs to act on one environment: its
+configuration, its provisioned layout (from the Terraform outputs saved by
+``provision``), the GitOps repository, the platform and the metrics provider.
+Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inferops.analysis.spec import AnalysisSpec, parse_spec
+from inferops.config import Config, ConfigError, Environment
+from inferops.gitops.repo import GitOpsRepo
+from inferops.metrics import MetricsProvider, provider_for
+from inferops.platforms.layout import LocalLayout
+from inferops.platforms.local import LocalPlatform
+
+OUTPUTS_FILE = "outputs.json"
+
+
+class NotProvisioned(Exception):
+    """The environment has no provisioned state yet."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One environment, wired to its clients."""
+
+    name: str
+    config: Config
+    env: Environment
+    layout: LocalLayout
+
+    @property
+    def state_dir(self) -> Path:
+        """The environment's state folder."""
+        return self.layout.state_dir
+
+    def repo(self) -> GitOpsRepo:
+        """The environment's GitOps repository."""
+        lay = self.layout
+        return GitOpsRepo(lay.gitops_remote, lay.gitops_workdir, lay.gitops_branch, lay.gitops_path)
+
+    def platform(self) -> LocalPlatform:
+        """The platform that runs what the repository says."""
+        return LocalPlatform(self.layout)
+
+    def metrics(self) -> MetricsProvider:
+        """The metrics provider the judge reads."""
+        return provider_for(self.env.metrics, base_url=self.layout.prometheus_url)
+
+    def slos(self) -> AnalysisSpec:
+        """The checks a canary must pass (the environment's SLO file)."""
+        return load_slos(self.config.path(self.env.slo_file))
+
+    def lock_path(self) -> Path:
+        """The file that holds the environment's release lock."""
+        return self.state_dir / "release.lock"
+
+
+def load_slos(path: Path) -> AnalysisSpec:
+    """Read and validate an SLO file."""
+    try:
+        data: Any = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read SLO file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"SLO file {path} is not valid YAML: {exc}") from None
+    return parse_spec(data, str(path))
+
+
+def save_outputs(config: Config, name: str, outputs: dict[str, Any]) -> Path:
+    """Record the Terraform outputs that describe a provisioned environment."""
+    path = config.env_state_dir(name) / OUTPUTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(outputs, indent=2))
+    return path
+
+
+def open_target(config: Config, name: str) -> Target:
+    """The wired environment, or NotProvisioned saying what to run."""
+    env = config.environment(name)
+    path = config.env_state_dir(name) / OUTPUTS_FILE
+    try:
+        outputs = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise NotProvisioned(
+            f"environment {name!r} is not provisioned: run `inferops up --env {name}`"
+        ) from None
+    layout = LocalLayout.from_outputs(outputs, config.root.resolve(), env.prefect_server)
+    return Target(name, config, env, layout)

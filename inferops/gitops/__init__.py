@@ -1,0 +1,1 @@
+"""The GitOps repository: desired state as manifests, changed one commit at a time."""

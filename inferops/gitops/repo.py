@@ -1,0 +1,181 @@
+"""A GitOps repository driven through the git CLI.
+
+The remote (a bare repository locally, a Git host on a cluster) is the truth;
+the working clone is a cache that is reset to the remote before every change.
+``commit`` writes one environment's files, makes exactly one commit with
+trailers that tools parse, and pushes it, rebasing on a concurrent change up
+to three times. Nothing is committed when nothing changed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_FIELD = "\x1f"
+_RECORD = "\x1e"
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "inferops",
+    "GIT_AUTHOR_EMAIL": "inferops@localhost",
+    "GIT_COMMITTER_NAME": "inferops",
+    "GIT_COMMITTER_EMAIL": "inferops@localhost",
+}
+
+
+class GitOpsError(Exception):
+    """A git operation on the GitOps repository failed."""
+
+
+class GitOpsConflict(GitOpsError):
+    """The push kept being rejected because others changed the branch."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit of the GitOps log, with its parsed trailers."""
+
+    sha: str
+    date: str
+    subject: str
+    body: str
+    trailers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _git(args: Sequence[str], cwd: Path | None = None, check: bool = True) -> str:
+    env = {**os.environ, **_IDENTITY, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    if check and proc.returncode != 0:
+        raise GitOpsError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout}")
+    return proc.stdout
+
+
+def parse_trailers(text: str) -> dict[str, str]:
+    """Trailer lines (``Key: value``) as a mapping; later keys win."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key and " " not in key.strip():
+            out[key.strip()] = value.strip()
+    return out
+
+
+class GitOpsRepo:
+    """One environment's folder in a GitOps repository."""
+
+    def __init__(self, remote: Path, workdir: Path, branch: str, path: str) -> None:
+        self.remote = remote
+        self.workdir = workdir
+        self.branch = branch
+        self.path = path.strip("/")
+
+    def exists(self) -> bool:
+        """True when the remote has the branch."""
+        if not (self.remote / "HEAD").exists():
+            return False
+        out = _git(["--git-dir", str(self.remote), "branch", "--list", self.branch])
+        return bool(out.strip())
+
+    def create(self, seed: Mapping[str, str], subject: str, trailers: Mapping[str, str]) -> str:
+        """Create the remote and clone, seeded with ``seed``; a no-op when it exists."""
+        if not (self.remote / "HEAD").exists():
+            self.remote.mkdir(parents=True, exist_ok=True)
+            _git(["init", "--bare", "--initial-branch", self.branch, str(self.remote)])
+        self._sync_workdir()
+        if not self.exists():
+            self.commit(seed, subject, "", trailers)
+        return self.head()
+
+    def _sync_workdir(self) -> None:
+        if not (self.workdir / ".git").exists():
+            self.workdir.parent.mkdir(parents=True, exist_ok=True)
+            _git(["clone", "--quiet", str(self.remote), str(self.workdir)])
+            _git(["checkout", "--quiet", "-B", self.branch], cwd=self.workdir)
+        if self.exists():
+            _git(["fetch", "--quiet", "origin", self.branch], cwd=self.workdir)
+            _git(["checkout", "--quiet", "-B", self.branch, f"origin/{self.branch}"], cwd=self.workdir)
+            _git(["reset", "--quiet", "--hard", f"origin/{self.branch}"], cwd=self.workdir)
+            _git(["clean", "--quiet", "-fdx"], cwd=self.workdir)
+
+    def head(self) -> str:
+        """The commit the remote branch points at."""
+        return _git(["--git-dir", str(self.remote), "rev-parse", self.branch]).strip()
+
+    def files(self, rev: str | None = None) -> dict[str, str]:
+        """The environment's files at ``rev`` (default: the remote head), by name."""
+        rev = rev or self.branch
+        names = _git(
+            ["--git-dir", str(self.remote), "ls-tree", "-r", "--name-only", rev, "--", self.path]
+        ).split()
+        if not names:
+            raise GitOpsError(f"{self.path}/ is empty or missing at {rev[:12]}")
+        return {
+            n[len(self.path) + 1 :]: _git(["--git-dir", str(self.remote), "show", f"{rev}:{n}"])
+            for n in names
+        }
+
+    def commit(
+        self,
+        files: Mapping[str, str],
+        subject: str,
+        body: str,
+        trailers: Mapping[str, str],
+        attempts: int = 3,
+    ) -> str | None:
+        """Commit ``files`` into the environment's folder and push; None if nothing changed."""
+        for _attempt in range(attempts):
+            self._sync_workdir()
+            target = self.workdir / self.path
+            for name, text in files.items():
+                dest = target / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(text)
+            _git(["add", "--all", "--", self.path], cwd=self.workdir)
+            staged = _git(["diff", "--cached", "--name-only"], cwd=self.workdir)
+            if not staged.strip():
+                return None
+            message = subject + ("\n\n" + body.strip() if body.strip() else "")
+            args = ["commit", "--quiet", "-m", message]
+            for key, value in trailers.items():
+                args += ["--trailer", f"{key}: {value}"]
+            _git(args, cwd=self.workdir)
+            push = subprocess.run(
+                ["git", "push", "--quiet", "origin", f"HEAD:{self.branch}"],
+                cwd=self.workdir,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if push.returncode == 0:
+                return _git(["rev-parse", "HEAD"], cwd=self.workdir).strip()
+            if "rejected" not in push.stderr and "fetch first" not in push.stderr:
+                raise GitOpsError(f"git push failed: {push.stderr.strip()}")
+        raise GitOpsConflict(
+            f"GitOps push rejected {attempts} times: someone else keeps changing {self.branch}; "
+            "check who holds the environment (inferops status) and retry"
+        )
+
+    def log(self, limit: int | None = None) -> list[Commit]:
+        """Commits that touched the environment, newest first."""
+        if not self.exists():
+            return []
+        fmt = _FIELD.join(["%H", "%aI", "%s", "%b", "%(trailers:only,unfold)"]) + _RECORD
+        args = ["--git-dir", str(self.remote), "log", f"--format={fmt}"]
+        if limit:
+            args.append(f"-{limit}")
+        out = _git([*args, self.branch, "--", self.path])
+        commits = []
+        for record in out.split(_RECORD):
+            record = record.strip("\n")
+            if not record:
+                continue
+            sha, date, subject, body, trailers = record.split(_FIELD)
+            parsed = parse_trailers(trailers)
+            body_lines = [ln for ln in body.strip().splitlines() if parse_trailers(ln) == {} or
+                          ln.split(":", 1)[0].strip() not in parsed]
+            commits.append(Commit(sha, date, subject, "\n".join(body_lines).strip(), parsed))
+        return commits

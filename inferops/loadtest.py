@@ -1,0 +1,350 @@
+"""Load profiles and the load test runner (Locust, run as a subprocess).
+
+Contract:
+
+- A ``LoadProfile`` is data (``loadtests/profiles/*.yaml``): a name and a list
+  of stages ``{duration_s, users, spawn_rate}`` run in order. ``load_profile``
+  validates a file strictly (unknown keys are errors).
+- ``run_load`` runs ``loadtests/locustfile.py`` headless in a child Python
+  process (Locust's gevent patching cannot share a process with the pipeline),
+  driving the stages through ``INFEROPS_LOAD_STAGES``. ``duration_s`` fits the
+  profile to a window: the last stage is held, or the stages are cut, so the
+  run lasts exactly that long. The child inherits this process' environment
+  plus ``env``; its logs and Locust's CSV statistics land in ``out_dir``.
+- HTTP errors from the service are data in the result (``failures``), not
+  errors. ``LoadTestError`` means the load generator itself failed or overran
+  its wall-clock budget; its message ends with the tail of Locust's log.
+- ``LoadResult`` summarises the samples file (one JSON object per request, as
+  the locustfile documents) and turns a track's samples into ``WindowStats``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from inferops.analysis.evidence import WindowStats
+
+DEFAULT_LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
+"""The locustfile of a source checkout; pass ``locustfile=`` where the package is installed."""
+
+UNKNOWN_TRACK = "unknown"
+"""The track of requests that got no ``x-inferops-track`` header (e.g. no answer at all)."""
+
+_STOP_GRACE_S = 15.0
+_LOG_TAIL_LINES = 30
+
+
+class LoadProfileError(ValueError):
+    """A load profile file is missing, unreadable or invalid."""
+
+
+class LoadTestError(RuntimeError):
+    """The load generator failed (not the service under test)."""
+
+
+class LoadStage(BaseModel):
+    """Hold ``users`` simulated users for ``duration_s``, changing by ``spawn_rate`` per second."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    duration_s: float = Field(gt=0, allow_inf_nan=False)
+    users: int = Field(ge=0)
+    spawn_rate: float = Field(gt=0, allow_inf_nan=False)
+
+
+class LoadProfile(BaseModel):
+    """A load shape: stages run in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    stages: tuple[LoadStage, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _puts_load_on_the_service(self) -> LoadProfile:
+        if not any(stage.users > 0 for stage in self.stages):
+            raise ValueError("at least one stage must have users > 0")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        """How long the stages last together."""
+        return sum(stage.duration_s for stage in self.stages)
+
+    @property
+    def peak_users(self) -> int:
+        """The most users any stage holds."""
+        return max(stage.users for stage in self.stages)
+
+    def fitted(self, duration_s: float) -> LoadProfile:
+        """This profile cut, or its last stage held, to last exactly ``duration_s``."""
+        if not math.isfinite(duration_s) or duration_s <= 0:
+            raise ValueError(
+                f"a load test must last a positive number of seconds, not {duration_s}"
+            )
+        stages: list[LoadStage] = []
+        left = duration_s
+        for stage in self.stages:
+            if left <= 0:
+                break
+            stages.append(stage.model_copy(update={"duration_s": min(stage.duration_s, left)}))
+            left -= stage.duration_s
+        if left > 0:
+            last = stages[-1]
+            stages[-1] = last.model_copy(update={"duration_s": last.duration_s + left})
+        if not any(stage.users > 0 for stage in stages):
+            raise ValueError(
+                f"profile {self.name!r} cut to {duration_s} s puts no load on the service; "
+                "give it a longer duration"
+            )
+        return self.model_copy(update={"stages": tuple(stages)})
+
+
+def load_profile(path: Path | str) -> LoadProfile:
+    """Read and validate a load profile YAML file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LoadProfileError(f"cannot read load profile {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise LoadProfileError(f"load profile {path} is not valid YAML: {exc}") from exc
+    try:
+        return LoadProfile.model_validate(raw)
+    except ValidationError as exc:
+        raise LoadProfileError(f"load profile {path} is invalid:\n{exc}") from exc
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one load test did, read from its samples."""
+
+    requests: int
+    failures: int
+    rps: float
+    by_track: Mapping[str, int]
+    samples_path: Path
+    duration_s: float = 0.0
+    out_dir: Path | None = field(default=None, compare=False)
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Share of requests that were not ok, or None without requests."""
+        return self.failures / self.requests if self.requests else None
+
+    def samples(self) -> list[dict[str, Any]]:
+        """Every request's sample, in the order they finished."""
+        return read_samples(self.samples_path)
+
+    def window_stats(self, track: str) -> WindowStats:
+        """The client-side view of one track over this run."""
+        return stats_from_samples(self.samples(), track=track, window_s=self.duration_s)
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """Read a JSON-lines samples file."""
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def summarize(samples: Sequence[Mapping[str, Any]], samples_path: Path) -> LoadResult:
+    """Count requests, failures, throughput and tracks in ``samples``."""
+    if not samples:
+        return LoadResult(0, 0, 0.0, {}, samples_path)
+    start = min(s["ts"] for s in samples)
+    end = max(s["ts"] + s["latency_s"] for s in samples)
+    span = max(end - start, 0.0)
+    tracks = Counter(s.get("track") or UNKNOWN_TRACK for s in samples)
+    return LoadResult(
+        requests=len(samples),
+        failures=sum(1 for s in samples if not s["ok"]),
+        rps=len(samples) / span if span > 0 else 0.0,
+        by_track=dict(sorted(tracks.items())),
+        samples_path=samples_path,
+        duration_s=span,
+    )
+
+
+def stats_from_samples(
+    samples: Sequence[Mapping[str, Any]], *, track: str, window_s: float
+) -> WindowStats:
+    """Aggregate one track's samples the way a metrics backend would."""
+    mine = [s for s in samples if (s.get("track") or UNKNOWN_TRACK) == track]
+    good = sorted(s["latency_s"] for s in mine if not 500 <= s["status"] <= 599)
+    ttfts = sorted(s["ttft_s"] for s in mine if s.get("ttft_s") is not None)
+    tokens = [s["output_tokens"] for s in mine if s.get("output_tokens") is not None]
+    return WindowStats(
+        track=track,
+        window_s=window_s,
+        requests=float(len(mine)),
+        errors=float(sum(1 for s in mine if 500 <= s["status"] <= 599)),
+        latency_p50_s=_quantile(good, 0.50),
+        latency_p95_s=_quantile(good, 0.95),
+        latency_p99_s=_quantile(good, 0.99),
+        ttft_p95_s=_quantile(ttfts, 0.95),
+        output_tokens=float(sum(tokens)) if tokens else None,
+    )
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated quantile of sorted values, or None without values."""
+    if not ordered:
+        return None
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def run_load(
+    host: str,
+    profile: LoadProfile,
+    out_dir: Path,
+    duration_s: float | None = None,
+    env: Mapping[str, str] | None = None,
+    on_progress: Callable[[str], None] | None = None,
+    *,
+    locustfile: Path = DEFAULT_LOCUSTFILE,
+    startup_grace_s: float = 30.0,
+    progress_every_s: float = 10.0,
+) -> LoadResult:
+    """Run ``profile`` against ``host`` with Locust in a subprocess and read its samples."""
+    if not host.startswith(("http://", "https://")):
+        raise ValueError(f"host must be an http(s) URL such as http://127.0.0.1:8080, not {host!r}")
+    if not locustfile.is_file():
+        raise LoadTestError(
+            f"locustfile not found at {locustfile}; "
+            "pass locustfile= pointing at the project's loadtests/locustfile.py"
+        )
+    if duration_s is not None:
+        profile = profile.fitted(duration_s)
+    report = on_progress or (lambda line: None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    samples_path = out_dir / "samples.jsonl"
+    samples_path.unlink(missing_ok=True)
+    log_path = out_dir / "locust.log"
+    stages = [stage.model_dump() for stage in profile.stages]
+    child_env = {
+        **os.environ,
+        **(env or {}),
+        "INFEROPS_SAMPLES_FILE": str(samples_path.resolve()),
+        "INFEROPS_LOAD_STAGES": json.dumps(stages),
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "--locustfile",
+        str(locustfile.resolve()),
+        "--headless",
+        "--host",
+        host,
+        "--csv",
+        str((out_dir / "locust").resolve()),
+        "--only-summary",
+    ]
+    budget_s = profile.duration_s + startup_grace_s
+    report(
+        f"load: {profile.name} against {host}: {len(profile.stages)} stage(s), "
+        f"{profile.duration_s:.0f} s, up to {profile.peak_users} users"
+    )
+    started = time.monotonic()
+    # cwd=out_dir keeps Locust from picking up a stray locust.conf or pyproject.toml.
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=out_dir, env=child_env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        returncode = _wait(process, started, budget_s, progress_every_s, profile, report)
+    finally:
+        _stop(process)
+    elapsed = time.monotonic() - started
+    if returncode is None:
+        raise LoadTestError(
+            f"locust did not finish within {budget_s:.0f} s ({profile.duration_s:.0f} s of load "
+            f"+ {startup_grace_s:.0f} s to start and stop) and was stopped; "
+            f"see {log_path}\n{_tail(log_path)}"
+        )
+    if returncode != 0:
+        raise LoadTestError(
+            f"locust exited with status {returncode} after {elapsed:.1f} s; "
+            f"see {log_path}\n{_tail(log_path)}"
+        )
+    if not samples_path.is_file():
+        raise LoadTestError(
+            f"locust finished but wrote no samples to {samples_path}; "
+            f"check that {locustfile} records them\n{_tail(log_path)}"
+        )
+    result = summarize(read_samples(samples_path), samples_path)
+    result = LoadResult(
+        requests=result.requests,
+        failures=result.failures,
+        rps=result.rps,
+        by_track=result.by_track,
+        samples_path=samples_path,
+        duration_s=result.duration_s,
+        out_dir=out_dir,
+    )
+    tracks = " ".join(f"{track}={count}" for track, count in result.by_track.items())
+    report(
+        f"load: done in {elapsed:.1f} s: {result.requests} requests, {result.failures} failed, "
+        f"{result.rps:.1f} req/s; by track: {tracks or 'none'}"
+    )
+    return result
+
+
+def _wait(
+    process: subprocess.Popen[bytes],
+    started: float,
+    budget_s: float,
+    progress_every_s: float,
+    profile: LoadProfile,
+    report: Callable[[str], None],
+) -> int | None:
+    """Wait for locust, reporting progress; None when it overran ``budget_s``."""
+    while True:
+        left = budget_s - (time.monotonic() - started)
+        if left <= 0:
+            return None
+        try:
+            return process.wait(timeout=min(progress_every_s, left))
+        except subprocess.TimeoutExpired:
+            elapsed = time.monotonic() - started
+            report(f"load: {min(elapsed, profile.duration_s):.0f}/{profile.duration_s:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Make sure locust has exited: ask it to stop (it writes its samples), then kill it."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=_STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _tail(path: Path) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-_LOG_TAIL_LINES:])

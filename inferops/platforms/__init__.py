@@ -1,0 +1,1 @@
+"""Platforms: where the service runs, and how we learn that a commit is live."""

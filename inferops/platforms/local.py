@@ -1,0 +1,135 @@
+"""The local platform: one machine, real processes, nginx as the traffic router.
+
+``start`` launches the agent (``local_agent``) in its own session, so the
+environment outlives the command that started it; ``stop`` asks it to stop
+everything. The agent reconciles the runtime to the GitOps remote and writes
+``status.json``; this client reads it to answer ``status`` and
+``wait_until_live``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from inferops.platforms.base import LiveState, NotLive, PlatformError
+from inferops.platforms.layout import LocalLayout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalPlatform:
+    """Client of the local agent."""
+
+    def __init__(self, layout: LocalLayout) -> None:
+        self.layout = layout
+        self.status_path = layout.state_dir / "status.json"
+        self.pid_path = layout.state_dir / "agent.pid"
+        self.log_path = layout.state_dir / "logs" / "agent.log"
+
+    def agent_pid(self) -> int | None:
+        """The running agent's pid, or None."""
+        try:
+            pid = int(self.pid_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def start(self, timeout_s: float = 90.0, progress: Callable[[str], None] = print) -> LiveState:
+        """Start the agent (if not running) and wait until the head commit is live."""
+        layout_file = self.layout.state_dir / "layout.json"
+        self.layout.dump(layout_file)
+        if self.agent_pid() is None:
+            self.status_path.unlink(missing_ok=True)
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("ab") as logf:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "inferops.platforms.local_agent", str(layout_file)],
+                    stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True, cwd=self.layout.project_root,
+                )
+            self.pid_path.write_text(str(proc.pid))
+            progress(f"started the local agent (pid {proc.pid}); logs in {self.log_path}")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = self.status()
+            if state.live:
+                return state
+            if self.agent_pid() is None:
+                raise PlatformError(
+                    f"the local agent stopped: {state.error or self._log_tail()}"
+                )
+            time.sleep(0.2)
+        raise PlatformError(f"the environment did not come up in {timeout_s:.0f}s: "
+                            f"{self.status().error or self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return " | ".join(self.log_path.read_text().splitlines()[-3:])
+        except OSError:
+            return "no agent log"
+
+    def stop(self, timeout_s: float = 60.0) -> bool:
+        """Stop the agent and everything it runs; False when nothing was running."""
+        pid = self.agent_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.1)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        self.pid_path.unlink(missing_ok=True)
+        return True
+
+    def status(self) -> LiveState:
+        """The live state as the agent last reported it."""
+        try:
+            data = json.loads(self.status_path.read_text())
+        except (OSError, ValueError):
+            return LiveState(revision=None, live=False, error="the environment is not running")
+        return LiveState(
+            revision=data.get("revision"),
+            live=bool(data.get("live")),
+            pods=tuple(data.get("pods", ())),
+            weights=dict(data.get("weights", {})),
+            error=data.get("error"),
+            endpoints={"router": self.layout.router_url, "prometheus": self.layout.prometheus_url},
+        )
+
+    def wait_until_live(self, revision: str, timeout_s: float) -> LiveState:
+        """Block until the agent reports ``revision`` live."""
+        deadline = time.monotonic() + timeout_s
+        state = self.status()
+        while time.monotonic() < deadline:
+            state = self.status()
+            if state.revision == revision and state.live:
+                return state
+            if state.error and revision[:12] in state.error:
+                raise NotLive(state.error)
+            if self.agent_pid() is None:
+                raise NotLive("the local environment is not running: run inferops up")
+            time.sleep(0.1)
+        raise NotLive(
+            f"commit {revision[:12]} not live after {timeout_s:.0f}s "
+            f"(live: {(state.revision or 'nothing')[:12]}; {state.error or 'no error reported'})"
+        )

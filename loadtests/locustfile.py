@@ -1,0 +1,357 @@
+"""Load for the inference service: OpenAI-compatible chat completions.
+
+Contract (``inferops.loadtest.run_load`` relies on it):
+
+- Each simulated user posts ``/v1/chat/completions`` with a prompt from a small
+  pool; a share of the requests stream (SSE) and measure the time to first
+  token as the time to the first ``data:`` event carrying generated text.
+- Every request becomes one sample: ``ts`` (unix start time), ``latency_s``
+  (until the whole answer was read), ``ttft_s`` (streaming only, else null),
+  ``status`` (0 when no HTTP answer came), ``track`` and ``version`` (from the
+  ``x-inferops-track``/``x-inferops-version`` headers), ``output_tokens``
+  (from ``usage``), ``ok``, plus ``stream`` and ``error`` (why it was not ok).
+  Samples are kept in memory and written as JSON lines to
+  ``INFEROPS_SAMPLES_FILE`` when locust quits (in batches on long runs).
+- HTTP errors from the service are data: they count as failures in the
+  samples and in locust's statistics, but the exit code stays 0. The exit code
+  is 1 only when the load generator failed: the locustfile raised, nothing was
+  sent, or no request got any HTTP answer.
+
+Configuration (environment variables):
+
+- ``INFEROPS_LOAD_STAGES``: JSON list of ``{"duration_s", "users",
+  "spawn_rate"}``; when set, a load shape runs the stages in order and stops
+  after the last. Without it, ``-u``/``-r``/``-t`` drive the run as usual.
+- ``INFEROPS_SAMPLES_FILE``: where the samples go (none are written if unset).
+- ``INFEROPS_LOAD_MODEL`` (default ``sim-llama-3-8b``),
+  ``INFEROPS_LOAD_MAX_TOKENS`` (default 128), ``INFEROPS_LOAD_STREAM_SHARE``
+  (0..1, default 0.5), ``INFEROPS_LOAD_THINK_S`` (longest pause between a
+  user's requests, default 0.1), ``INFEROPS_LOAD_TIMEOUT_S`` (per request,
+  default 120), ``INFEROPS_LOAD_API_KEY`` (sent as a bearer token if set).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path
+from typing import Any
+
+import gevent
+from geventhttpclient.useragent import ConnectionError as ClientConnectionError
+from locust import FastHttpUser, LoadTestShape, between, events, task
+from locust.env import Environment
+
+ROUTE = "/v1/chat/completions"
+FLUSH_EVERY = 20_000
+"""Samples held in memory before a batch is appended to the samples file."""
+
+PROMPTS = (
+    "Summarize the main causes of the 2008 financial crisis in three sentences.",
+    "Write a Python function that checks whether a string is a palindrome, with a docstring.",
+    "Explain the difference between a process and a thread to a new engineer.",
+    "Draft a polite email asking a colleague to review my pull request by Friday.",
+    "What are the trade-offs between PostgreSQL and SQLite for a small web app?",
+    "Translate into French: 'The meeting has been moved to Thursday afternoon.'",
+    "Give me a packing list for a three-day hiking trip in autumn.",
+    "Explain what a p99 latency is and why it matters more than the average.",
+    "Suggest five names for a coffee shop that also sells used books.",
+    "Describe how a canary release reduces the risk of a bad deployment.",
+    "Rewrite this sentence to be more concise: 'At this point in time we are unable to proceed.'",
+    "List the steps to rotate an API key without downtime.",
+)
+
+log = logging.getLogger("inferops.loadtest")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the load generator cannot use."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the load: hold ``users`` for ``duration_s``, changing at ``spawn_rate``/s."""
+
+    duration_s: float
+    users: int
+    spawn_rate: float
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the environment asked this load generator to do."""
+
+    model: str
+    max_tokens: int
+    stream_share: float
+    think_s: float
+    timeout_s: float
+    api_key: str | None
+    samples_file: Path | None
+    stages: tuple[Stage, ...]
+
+
+def _number(name: str, default: float, low: float, high: float = float("inf")) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} must lie between {low} and {high}")
+    return value
+
+
+def _stages(raw: str | None) -> tuple[Stage, ...]:
+    if not raw:
+        return ()
+    try:
+        return tuple(
+            Stage(float(s["duration_s"]), int(s["users"]), float(s["spawn_rate"]))
+            for s in json.loads(raw)
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"INFEROPS_LOAD_STAGES must be a JSON list of "
+            f'{{"duration_s", "users", "spawn_rate"}} objects: {exc}'
+        ) from None
+
+
+def load_config() -> Config:
+    """Read the load generator's configuration from the environment."""
+    samples_file = os.environ.get("INFEROPS_SAMPLES_FILE")
+    return Config(
+        model=os.environ.get("INFEROPS_LOAD_MODEL") or "sim-llama-3-8b",
+        max_tokens=int(_number("INFEROPS_LOAD_MAX_TOKENS", 128, 1)),
+        stream_share=_number("INFEROPS_LOAD_STREAM_SHARE", 0.5, 0.0, 1.0),
+        think_s=_number("INFEROPS_LOAD_THINK_S", 0.1, 0.0),
+        timeout_s=_number("INFEROPS_LOAD_TIMEOUT_S", 120.0, 0.1),
+        api_key=os.environ.get("INFEROPS_LOAD_API_KEY") or None,
+        samples_file=Path(samples_file) if samples_file else None,
+        stages=_stages(os.environ.get("INFEROPS_LOAD_STAGES")),
+    )
+
+
+CONFIG = load_config()
+
+
+class SampleRecorder:
+    """Buffers one sample per request and appends them to the samples file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.buffer: list[dict[str, Any]] = []
+        self.recorded = 0
+        self.answered = 0
+        self._started_file = False
+
+    def add(self, sample: dict[str, Any]) -> None:
+        """Keep one request's sample."""
+        self.buffer.append(sample)
+        self.recorded += 1
+        if sample["status"]:
+            self.answered += 1
+        if len(self.buffer) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the buffered samples to the file (the first write truncates it)."""
+        if self.path is None:
+            self.buffer.clear()
+            return
+        mode = "a" if self._started_file else "w"
+        with self.path.open(mode, encoding="utf-8") as out:
+            out.writelines(
+                json.dumps(sample, separators=(",", ":")) + "\n" for sample in self.buffer
+            )
+        self._started_file = True
+        self.buffer.clear()
+
+
+RECORDER = SampleRecorder(CONFIG.samples_file)
+
+
+def _header(response: Any, name: str) -> str | None:
+    headers = getattr(response, "headers", None)
+    return headers.get(name) if headers else None
+
+
+def _http_problem(response: Any) -> str:
+    status = response.status_code
+    if not status:
+        return f"no answer: {getattr(response, 'error', None)!r}"
+    return f"HTTP {status}"
+
+
+class ChatUser(FastHttpUser):
+    """A client of the chat completions API."""
+
+    wait_time = between(0.0, CONFIG.think_s)
+    network_timeout = CONFIG.timeout_s
+    connection_timeout = min(CONFIG.timeout_s, 10.0)
+    default_headers = {"Authorization": f"Bearer {CONFIG.api_key}"} if CONFIG.api_key else None
+
+    @task
+    def chat(self) -> None:
+        """Send one chat completion, streaming or not, and record its sample."""
+        body: dict[str, Any] = {
+            "model": CONFIG.model,
+            "messages": [{"role": "user", "content": random.choice(PROMPTS)}],
+            "max_tokens": CONFIG.max_tokens,
+        }
+        if random.random() < CONFIG.stream_share:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+            self._streamed(body)
+        else:
+            self._completed(body)
+
+    def _completed(self, body: dict[str, Any]) -> None:
+        started, t0 = time.time(), time.perf_counter()
+        with self.client.post(ROUTE, json=body, name="chat", catch_response=True) as response:
+            latency = time.perf_counter() - t0
+            tokens: int | None = None
+            problem: str | None = None
+            if response.status_code == 200:
+                try:
+                    payload = json.loads(response.content or b"")
+                    _ = payload["choices"][0]["message"]
+                    tokens = payload.get("usage", {}).get("completion_tokens")
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                    problem = f"malformed completion: {exc!r}"
+            else:
+                problem = _http_problem(response)
+            self._finish(response, started, latency, None, tokens, problem, stream=False)
+
+    def _streamed(self, body: dict[str, Any]) -> None:
+        started, t0 = time.time(), time.perf_counter()
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
+        with self.client.post(
+            ROUTE,
+            json=body,
+            name="chat (stream)",
+            headers=headers,
+            stream=True,
+            catch_response=True,
+        ) as response:
+            ttft: float | None = None
+            tokens: int | None = None
+            problem: str | None = None
+            if response.status_code != 200:
+                problem = _http_problem(response)
+                _ = response.content  # read the error body so the connection can be reused
+            else:
+                done = False
+                size = 0
+                try:
+                    # readline returns each SSE line as soon as it arrives, which a
+                    # fixed-size read would not.
+                    while line := response._response.readline(b"\n"):
+                        size += len(line)
+                        text = line.decode("utf-8", errors="replace").strip()
+                        if not text.startswith("data:"):
+                            continue
+                        data = text[len("data:") :].strip()
+                        if data == "[DONE]":
+                            done = True
+                            continue
+                        chunk = json.loads(data)
+                        if chunk.get("error"):
+                            problem = f"error event: {chunk['error']}"
+                        if ttft is None and any(
+                            (choice.get("delta") or {}).get("content")
+                            for choice in chunk.get("choices") or ()
+                        ):
+                            ttft = time.perf_counter() - t0
+                        if chunk.get("usage"):
+                            tokens = chunk["usage"].get("completion_tokens")
+                except (
+                    OSError,
+                    HTTPException,
+                    ClientConnectionError,
+                    gevent.Timeout,
+                    ValueError,
+                    AttributeError,
+                    TypeError,
+                ) as exc:
+                    problem = f"stream broken: {exc!r}"
+                if problem is None and not done:
+                    problem = "stream ended before [DONE]"
+                response.request_meta["response_length"] = size
+            latency = time.perf_counter() - t0
+            # Locust times streamed requests to the headers only; report the whole answer.
+            response.request_meta["response_time"] = latency * 1000
+            self._finish(response, started, latency, ttft, tokens, problem, stream=True)
+
+    def _finish(
+        self,
+        response: Any,
+        started: float,
+        latency: float,
+        ttft: float | None,
+        tokens: int | None,
+        problem: str | None,
+        *,
+        stream: bool,
+    ) -> None:
+        if problem is None:
+            response.success()
+        else:
+            response.failure(problem)
+        RECORDER.add(
+            {
+                "ts": round(started, 6),
+                "latency_s": round(latency, 6),
+                "ttft_s": None if ttft is None else round(ttft, 6),
+                "status": response.status_code,
+                "track": _header(response, "x-inferops-track"),
+                "version": _header(response, "x-inferops-version"),
+                "output_tokens": tokens,
+                "ok": problem is None,
+                "stream": stream,
+                "error": problem,
+            }
+        )
+
+
+if CONFIG.stages:
+
+    class StagesShape(LoadTestShape):
+        """Runs ``INFEROPS_LOAD_STAGES`` in order, then stops the test."""
+
+        def tick(self) -> tuple[int, float] | None:
+            elapsed: float = self.get_run_time()  # type: ignore[no-untyped-call]
+            for stage in CONFIG.stages:
+                if elapsed < stage.duration_s:
+                    return stage.users, stage.spawn_rate
+                elapsed -= stage.duration_s
+            return None
+
+
+def _generator_failure(environment: Environment) -> str | None:
+    """Why the load generator itself failed, or None when its numbers can be used."""
+    runner = environment.runner
+    if runner is not None and runner.exceptions:
+        first = next(iter(runner.exceptions.values()))
+        return f"the locustfile raised {len(runner.exceptions)} kind(s) of error: {first['msg']}"
+    if environment.stats.total.num_requests == 0:
+        return "no request completed; make the run longer than one request or check the host"
+    if RECORDER.answered == 0:
+        return f"none of {RECORDER.recorded} requests got an HTTP answer from {environment.host}"
+    return None
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
+    RECORDER.flush()
+    failure = _generator_failure(environment)
+    if failure is not None:
+        log.error("load generator failed: %s", failure)
+    environment.process_exit_code = 0 if failure is None else 1

@@ -1,0 +1,349 @@
+"""The HTTP API: an OpenAI-compatible surface over the simulated model.
+
+Contract:
+
+- ``POST /v1/chat/completions`` answers a ``chat.completion`` object, or with
+  ``"stream": true`` server-sent ``chat.completion.chunk`` events ending in ``data: [DONE]``
+  (preceded by a usage event when ``stream_options.include_usage`` is true).
+- ``GET /v1/models`` and ``GET /v1/models/{model}`` list and describe the one served model.
+- ``GET /health`` is 200 while the process serves; ``GET /ready`` is 200 once started and
+  503 once draining has begun, so the platform stops routing here before shutdown.
+- Errors, including unknown URLs and wrong methods, use OpenAI's error shape: 400 invalid,
+  404 unknown model or URL, 405, 413 body over 1 MiB, 500 injected or unexpected failure.
+- Every response carries ``x-inferops-version`` and ``x-inferops-track`` from the settings.
+
+:func:`create_app` builds everything from its arguments: no globals, no I/O until served.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from inferops_service.config import ServiceSettings
+from inferops_service.metrics import CHAT_ROUTE, OTHER_ROUTE, ServiceMetrics
+from inferops_service.protocol import (
+    DONE_EVENT,
+    ChatRequest,
+    ChunkWriter,
+    RequestError,
+    completion_body,
+    error_body,
+    parse_chat_request,
+)
+from inferops_service.simulator import Plan, Simulator, prompt_fingerprint
+
+MAX_BODY_BYTES = 1024 * 1024
+JSON = "application/json"
+# Streamed text goes out about every 25 ms (at most 16 tokens an event): smooth for a
+# client, yet few enough events that serialising them stays cheap.
+STREAM_STEP_SECONDS = 0.025
+STREAM_MAX_STEP_TOKENS = 16
+# Unstreamed answers only need the batch occupancy re-read now and then.
+BUFFERED_STEP_SECONDS = 0.1
+BUFFERED_MAX_STEP_TOKENS = 1 << 30
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    """What the process lifecycle changes: readiness to take traffic."""
+
+    ready: bool = False
+    draining: bool = False
+
+    def begin_draining(self) -> None:
+        """Report not-ready from now on, so the platform stops sending new requests."""
+        self.draining = True
+        self.ready = False
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    metrics: ServiceMetrics | None = None,
+    simulator: Simulator | None = None,
+) -> Starlette:
+    """Build the service's ASGI app; ``app.state.service`` is its :class:`ServiceState`."""
+    metrics = ServiceMetrics() if metrics is None else metrics
+    simulator = Simulator(settings.simulator, settings.faults) if simulator is None else simulator
+    metrics.track_batch(lambda: simulator.active, lambda: simulator.queued)
+    state = ServiceState()
+    api = _Api(settings, simulator, metrics, state)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        state.ready = not state.draining
+        yield
+        state.begin_draining()
+
+    identity = [
+        (b"x-inferops-version", settings.identity.version.encode("latin-1", "replace")),
+        (b"x-inferops-track", settings.identity.track.encode("latin-1", "replace")),
+    ]
+    app = Starlette(
+        routes=[
+            Route(CHAT_ROUTE, api.chat_completions, methods=["POST"]),
+            Route("/v1/models", api.list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", api.get_model, methods=["GET"]),
+            Route("/health", api.health, methods=["GET"]),
+            Route("/ready", api.ready, methods=["GET"]),
+        ],
+        middleware=[Middleware(TelemetryMiddleware, metrics=metrics, headers=identity)],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    return app
+
+
+def service_state(app: Starlette) -> ServiceState:
+    """Return the lifecycle state of an app made by :func:`create_app`."""
+    state = app.state.service
+    if not isinstance(state, ServiceState):
+        raise TypeError("app was not built by inferops_service.app.create_app")
+    return state
+
+
+class _Api:
+    """The route handlers, bound to one app's settings, simulator and metrics."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        simulator: Simulator,
+        metrics: ServiceMetrics,
+        state: ServiceState,
+    ) -> None:
+        self._settings = settings
+        self._model = settings.model
+        self._sim = simulator
+        self._metrics = metrics
+        self._state = state
+        self._model_object = {
+            "id": settings.model,
+            "object": "model",
+            "created": int(time.time()),
+            "owned_by": "inferops",
+        }
+        self._models_body = orjson.dumps({"object": "list", "data": [self._model_object]})
+
+    async def chat_completions(self, request: Request) -> Response:
+        """Answer a chat completion, streamed or not, at the simulated model's pace."""
+        started = time.perf_counter()
+        try:
+            body = await _read_body(request)
+            chat = parse_chat_request(body, self._settings.simulator.max_output_tokens)
+            if chat.model != self._model:
+                raise _unknown_model(chat.model)
+        except RequestError as exc:
+            return _error_response(exc)
+        if self._sim.should_fail():
+            return _error_response(
+                RequestError(
+                    500,
+                    "The server had an error while processing your request (simulated fault).",
+                    type_="server_error",
+                )
+            )
+        plan = self._sim.plan(
+            len(chat.prompt_text), prompt_fingerprint(chat.prompt_text), chat.max_tokens
+        )
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        if chat.stream:
+            events = self._stream(chat, plan, completion_id, started)
+            return StreamingResponse(
+                events, media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            )
+        pieces: list[str] = []
+        first_token_at = started
+        async with aclosing(
+            self._sim.generate(plan, BUFFERED_STEP_SECONDS, BUFFERED_MAX_STEP_TOKENS)
+        ) as text:
+            async for piece in text:
+                if not pieces:
+                    first_token_at = time.perf_counter()
+                pieces.append(piece)
+        self._account(plan, started, first_token_at, time.perf_counter())
+        return Response(
+            completion_body(completion_id, self._model, plan, "".join(pieces)), media_type=JSON
+        )
+
+    async def _stream(
+        self, chat: ChatRequest, plan: Plan, completion_id: str, started: float
+    ) -> AsyncIterator[bytes]:
+        writer = ChunkWriter(completion_id, self._model, chat.include_usage)
+        first_token_at: float | None = None
+        async with aclosing(
+            self._sim.generate(plan, STREAM_STEP_SECONDS, STREAM_MAX_STEP_TOKENS)
+        ) as text:
+            async for piece in text:
+                first = first_token_at is None
+                if first:
+                    first_token_at = time.perf_counter()
+                yield writer.content(piece, first)
+        self._account(plan, started, first_token_at or started, time.perf_counter())
+        yield writer.finish(plan)
+        if chat.include_usage:
+            yield writer.usage(plan)
+        yield DONE_EVENT
+
+    def _account(self, plan: Plan, started: float, first_token_at: float, ended: float) -> None:
+        tokens_after_first = plan.completion_tokens - 1
+        self._metrics.observe_completion(
+            CHAT_ROUTE,
+            ttft_seconds=first_token_at - started,
+            tpot_seconds=(ended - first_token_at) / tokens_after_first
+            if tokens_after_first > 0
+            else None,
+            input_tokens=plan.prompt_tokens,
+            output_tokens=plan.completion_tokens,
+            cost_usd=self._settings.cost.usd_for(plan.prompt_tokens, plan.completion_tokens),
+        )
+
+    async def list_models(self, request: Request) -> Response:
+        """List the one model this service serves."""
+        return Response(self._models_body, media_type=JSON)
+
+    async def get_model(self, request: Request) -> Response:
+        """Describe the served model, or 404 for any other id."""
+        model = request.path_params["model"]
+        if model != self._model:
+            return _error_response(_unknown_model(model))
+        return Response(orjson.dumps(self._model_object), media_type=JSON)
+
+    async def health(self, request: Request) -> Response:
+        """Report that the process is alive."""
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    async def ready(self, request: Request) -> Response:
+        """Report whether this instance should receive traffic."""
+        if self._state.ready:
+            return Response(b'{"status":"ready"}', media_type=JSON)
+        status = "draining" if self._state.draining else "starting"
+        return Response(orjson.dumps({"status": status}), status_code=503, media_type=JSON)
+
+
+async def _read_body(request: Request) -> bytes:
+    too_large = RequestError(
+        413,
+        f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.",
+        code="request_too_large",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _unknown_model(model: str) -> RequestError:
+    return RequestError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def _error_response(exc: RequestError, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(exc.body(), status_code=exc.status, headers=headers, media_type=JSON)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Give routing errors (unknown URL, wrong method) OpenAI's error shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Unknown request URL: {request.method} {request.url.path}."
+        code: str | None = "unknown_url"
+    else:
+        message, code = exc.detail, None
+    error = RequestError(exc.status_code, message, code=code)
+    return _error_response(error, exc.headers)
+
+
+class TelemetryMiddleware:
+    """Counts and times every request, and stamps the identity headers on every response.
+
+    The duration runs until the app has sent its last byte, so a stream is timed in full.
+    An exception before the response started is answered with an OpenAI-shaped 500 here,
+    so that it is counted and carries the identity headers like any other answer.
+    """
+
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self._app = app
+        self._metrics = metrics
+        self._headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection, recording it if it is an HTTP request."""
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_stamped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *self._headers]}
+            await send(message)
+
+        inflight = self._metrics.inflight
+        inflight.inc()
+        try:
+            await self._app(scope, receive, send_stamped)
+        except Exception:
+            if status:
+                raise
+            log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+            await _send_server_error(send_stamped)
+        finally:
+            inflight.dec()
+            route = scope.get("route")
+            path = getattr(route, "path", None)
+            self._metrics.observe_request(
+                path if isinstance(path, str) else OTHER_ROUTE,
+                status or 500,
+                time.perf_counter() - started,
+            )
+
+
+async def _send_server_error(send: Send) -> None:
+    body = error_body(
+        "The server had an error while processing your request.", "server_error", None, None
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

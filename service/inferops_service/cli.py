@@ -1,0 +1,223 @@
+"""The ``inferops-service`` command: serve the API, or check a configuration file.
+
+Contract:
+
+- ``serve`` runs the API on ``--host:--port`` and Prometheus metrics on
+  ``--host:--metrics-port`` until SIGTERM or SIGINT, then exits 0.
+- On the first stop signal the instance reports not-ready (``/ready`` is 503), keeps serving
+  for ``--drain-seconds``, then stops accepting connections and lets in-flight requests
+  finish for up to ``--graceful-timeout`` seconds. A second signal skips what is left.
+- ``check-config FILE`` prints the effective configuration (file plus environment) as YAML.
+- Exit 2 on an invalid configuration, 1 when the server cannot start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+import uvicorn
+from prometheus_client import start_http_server
+
+from inferops_service.app import create_app, service_state
+from inferops_service.config import (
+    CONFIG_FILE_ENV,
+    ConfigError,
+    ServiceSettings,
+    env_names,
+    load_settings,
+    to_yaml,
+)
+from inferops_service.metrics import ServiceMetrics
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_CONFIG = 2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+log = logging.getLogger("inferops_service")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``inferops-service`` command."""
+    parser = argparse.ArgumentParser(
+        prog="inferops-service",
+        description=(
+            "OpenAI-compatible inference API backed by a simulated GPU model, "
+            "with Prometheus metrics on a separate port."
+        ),
+        epilog=(
+            f"Configuration: an optional YAML file (--config or ${CONFIG_FILE_ENV}), then "
+            "INFEROPS_* environment variables, e.g. INFEROPS_MODEL, INFEROPS_SIMULATOR_TTFT_MS, "
+            "INFEROPS_FAULTS_ERROR_RATE, INFEROPS_IDENTITY_VERSION. "
+            "Run 'inferops-service check-config FILE' to see the effective settings."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the API server",
+        description=(
+            "Serve the API until SIGTERM or SIGINT. On the first signal /ready turns 503, the "
+            "server keeps answering for --drain-seconds, then finishes in-flight requests."
+        ),
+    )
+    serve.add_argument(
+        "--config", metavar="FILE", help=f"YAML settings (default: ${CONFIG_FILE_ENV})"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address for both ports (default: %(default)s)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="API port (default: %(default)s)")
+    serve.add_argument(
+        "--metrics-port", type=int, default=9090, help="Prometheus port (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=0.0,
+        help="keep serving this long after a stop signal while /ready is 503, so the load "
+        "balancer can take the instance out first (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="longest wait for in-flight requests when stopping (default: %(default)s)",
+    )
+    serve.set_defaults(handler=_serve)
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a configuration file and print the effective settings",
+        description="Validate FILE plus the INFEROPS_* environment and print the result as YAML.",
+        epilog="environment overrides:\n"
+        + "\n".join(f"  {var:<42} {'.'.join(path)}" for var, path in env_names().items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("file", metavar="FILE", help="YAML settings file")
+    check.set_defaults(handler=_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the process exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _load(args.file)
+    if settings is None:
+        return EXIT_BAD_CONFIG
+    sys.stdout.write(to_yaml(settings))
+    return EXIT_OK
+
+
+def _load(path: str | None) -> ServiceSettings | None:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(f"inferops-service: {exc}", file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = _load(args.config)
+    if settings is None:
+        return EXIT_BAD_CONFIG
+    metrics = ServiceMetrics()
+    app = create_app(settings, metrics=metrics)
+    try:
+        metrics_server, _ = start_http_server(args.metrics_port, args.host, metrics.registry)
+    except OSError as exc:
+        log.error("cannot serve metrics on %s:%s: %s", args.host, args.metrics_port, exc)
+        return EXIT_ERROR
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=args.graceful_timeout,
+    )
+    server = DrainingServer(config, service_state(app).begin_draining, args.drain_seconds)
+    log.info(
+        "serving %s on http://%s:%s, metrics on port %s (version %r, track %r)",
+        settings.model,
+        args.host,
+        args.port,
+        args.metrics_port,
+        settings.identity.version,
+        settings.identity.track,
+    )
+    try:
+        with _stop_signals_to(server.handle_exit):
+            server.run()
+    finally:
+        metrics_server.shutdown()
+        metrics_server.server_close()
+    if not server.started:
+        return EXIT_ERROR
+    log.info("stopped")
+    return EXIT_OK
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that turns not-ready and drains before it stops on a signal."""
+
+    def __init__(
+        self, config: uvicorn.Config, on_drain: Callable[[], None], drain_seconds: float
+    ) -> None:
+        super().__init__(config)
+        self._on_drain = on_drain
+        self._drain_seconds = drain_seconds
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Drain on the first stop signal, stop on the second, force-stop on the third."""
+        # Not delegating to uvicorn's handler on purpose: it re-raises the signal after a
+        # graceful stop, which would end the process with 143 instead of a clean 0.
+        if self.should_exit:
+            self.force_exit = True
+        elif self._draining:
+            self.should_exit = True
+        else:
+            self._draining = True
+            self._on_drain()
+            log.info(
+                "stop signal %s: draining for %ss", signal.Signals(sig).name, self._drain_seconds
+            )
+            if self._drain_seconds > 0:
+                timer = threading.Timer(self._drain_seconds, self._stop)
+                timer.daemon = True
+                timer.start()
+            else:
+                self._stop()
+
+    def _stop(self) -> None:
+        # The server polls this flag every 0.1 s; setting it from a timer thread is safe.
+        self.should_exit = True
+
+
+@contextmanager
+def _stop_signals_to(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """Route stop signals to ``handler`` for the whole run, not only while uvicorn listens."""
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

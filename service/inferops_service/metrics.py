@@ -1,0 +1,159 @@
+"""Prometheus metrics of the service, in a registry owned by one app instance.
+
+Contract with the pipeline (names and labels are relied upon; do not rename):
+
+- ``inferops_requests_total{route,status}`` and
+  ``inferops_request_duration_seconds{route,status}``: every HTTP request, ``status`` the
+  response code as a string, duration until the last byte (streams included).
+- ``inferops_time_to_first_token_seconds{route}`` and
+  ``inferops_time_per_output_token_seconds{route}``: successful completions.
+- ``inferops_input_tokens_total{route}``, ``inferops_output_tokens_total{route}``,
+  ``inferops_cost_usd_total{route}``: completed completions.
+- ``inferops_inflight_requests``: HTTP requests being served.
+- ``inferops_simulator_active_sequences`` and ``inferops_simulator_queued_requests``: the
+  simulated batch, read at scrape time.
+
+``route`` is a route template such as ``/v1/chat/completions``, or ``other``. Version and
+track are not labels here: the platform attaches them when it scrapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CHAT_ROUTE = "/v1/chat/completions"
+OTHER_ROUTE = "other"
+
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.65, 0.8,
+    1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+TOKEN_BUCKETS = (
+    0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04,
+    0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5,
+)  # fmt: skip
+
+
+class ServiceMetrics:
+    """The service's metric families, registered in their own ``CollectorRegistry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = CollectorRegistry() if registry is None else registry
+        r = self.registry
+        self.requests = Counter(
+            "inferops_requests", "HTTP requests answered.", ["route", "status"], registry=r
+        )
+        self.duration = Histogram(
+            "inferops_request_duration_seconds",
+            "Time from request to the last byte of the response.",
+            ["route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "inferops_time_to_first_token_seconds",
+            "Time from request to the first output token, queueing included.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tpot = Histogram(
+            "inferops_time_per_output_token_seconds",
+            "Mean time per output token after the first, per request.",
+            ["route"],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.input_tokens = Counter(
+            "inferops_input_tokens", "Prompt tokens processed.", ["route"], registry=r
+        )
+        self.output_tokens = Counter(
+            "inferops_output_tokens", "Output tokens generated.", ["route"], registry=r
+        )
+        self.cost = Counter(
+            "inferops_cost_usd", "Cost of the tokens processed, in USD.", ["route"], registry=r
+        )
+        self.inflight = Gauge(
+            "inferops_inflight_requests", "HTTP requests in progress.", registry=r
+        )
+        self.active_sequences = Gauge(
+            "inferops_simulator_active_sequences", "Sequences in the simulated batch.", registry=r
+        )
+        self.queued_requests = Gauge(
+            "inferops_simulator_queued_requests", "Requests waiting for a batch slot.", registry=r
+        )
+        # Label lookups take a lock and validate names; cache the children on the hot path.
+        self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._completion_children: dict[str, _CompletionSeries] = {}
+        # Zero series from the start, so "no errors yet" reads as 0 rather than as no data.
+        for status in (200, 500):
+            self._request_child(CHAT_ROUTE, status)
+        self._completion_child(CHAT_ROUTE)
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request and its duration."""
+        count, duration = self._request_child(route, status)
+        count.inc()
+        duration.observe(seconds)
+
+    def observe_completion(
+        self,
+        route: str,
+        *,
+        ttft_seconds: float,
+        tpot_seconds: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
+    ) -> None:
+        """Record the timing, tokens and cost of one completed generation."""
+        series = self._completion_child(route)
+        series.ttft.observe(ttft_seconds)
+        if tpot_seconds is not None:
+            series.tpot.observe(tpot_seconds)
+        series.input_tokens.inc(input_tokens)
+        series.output_tokens.inc(output_tokens)
+        series.cost.inc(cost_usd)
+
+    def track_batch(self, active: Callable[[], float], queued: Callable[[], float]) -> None:
+        """Read the simulated batch's occupancy and queue from these callables at scrape time."""
+        self.active_sequences.set_function(active)
+        self.queued_requests.set_function(queued)
+
+    def exposition(self) -> bytes:
+        """Return the registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+    def _request_child(self, route: str, status: int) -> tuple[Counter, Histogram]:
+        key = (route, status)
+        child = self._request_children.get(key)
+        if child is None:
+            code = str(status)
+            child = (self.requests.labels(route, code), self.duration.labels(route, code))
+            self._request_children[key] = child
+        return child
+
+    def _completion_child(self, route: str) -> _CompletionSeries:
+        child = self._completion_children.get(route)
+        if child is None:
+            child = _CompletionSeries(
+                ttft=self.ttft.labels(route),
+                tpot=self.tpot.labels(route),
+                input_tokens=self.input_tokens.labels(route),
+                output_tokens=self.output_tokens.labels(route),
+                cost=self.cost.labels(route),
+            )
+            self._completion_children[route] = child
+        return child
+
+
+@dataclass(frozen=True, slots=True)
+class _CompletionSeries:
+    ttft: Histogram
+    tpot: Histogram
+    input_tokens: Counter
+    output_tokens: Counter
+    cost: Counter

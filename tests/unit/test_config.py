@@ -1,0 +1,63 @@
+"""inferops.yaml validation: the shipped file loads; bad files name the field."""
+
+from pathlib import Path
+
+import pytest
+
+from inferops.config import ConfigError, load_config, parse_config
+from inferops.environments import NotProvisioned, load_slos, open_target
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_shipped_configuration_and_slos_are_valid() -> None:
+    config = load_config(ROOT / "inferops.yaml")
+    env = config.environment("local")
+    assert env.canary.steps == [10, 25, 50, 100]
+    assert load_slos(config.path(env.slo_file)).min_requests >= 1
+    assert config.path(env.canary.load_profile).is_file()
+
+
+def parse(text: str):
+    return parse_config(text, Path("inferops.yaml"), ROOT)
+
+
+BASE = "environments:\n  local:\n    terraform: {module: terraform/environments/local}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("    canary: {steps: [10, 5, 100]}\n", "strictly increase"),
+        ("    canary: {steps: [10, 50]}\n", "must be 100"),
+        ("    canary: {window_s: -1}\n", "environments.local.canary.window_s"),
+        ("    platform: mainframe\n", "environments.local.platform"),
+        ("    colour: blue\n", "environments.local.colour"),
+    ],
+)
+def test_invalid_configuration_names_the_field(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(BASE + extra)
+
+
+def test_not_yaml_and_not_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse("environments: [")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        parse("- a list")
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown environment 'prod'.*local"):
+        parse(BASE).environment("prod")
+
+
+def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--config"):
+        load_config(tmp_path / "inferops.yaml")
+
+
+def test_an_environment_that_was_never_provisioned(tmp_path: Path) -> None:
+    config = parse_config(BASE + "state_dir: x\n", Path("inferops.yaml"), tmp_path)
+    with pytest.raises(NotProvisioned, match="inferops up --env local"):
+        open_target(config, "local")
