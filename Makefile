@@ -26,7 +26,7 @@ deps:  ## Install the Debian packages (redis-server, nginx, prometheus) when mis
 $(STAMP): pyproject.toml service/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]' -e service/
+	$(BIN)/pip install -q -e '.[dev]' -e 'service/[test]'
 	@touch $(STAMP)
 
 setup: deps $(STAMP)  ## Create the virtualenv and install everything

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from prefect import flow, get_run_logger
 
 from inferops.builders.local import build as build_image
+from inferops.builders.local import source_repo
 from inferops.config import Config
 
 
@@ -14,6 +15,7 @@ from inferops.config import Config
 def build(config: Config, env: str, version: str = "HEAD") -> dict[str, str]:
     """Build ``service/`` at ``version``; returns the image (ref, digest, revision)."""
     images_dir = config.env_state_dir(env) / "images"
-    image = build_image(config.root, version, str(config.service_source), images_dir)
+    repo, source = source_repo(config.path(config.service_source))
+    image = build_image(repo, version, source, images_dir)
     get_run_logger().info("built %s from %s at %s", image.ref, image.source, image.revision[:12])
     return asdict(image)

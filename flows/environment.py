@@ -14,8 +14,8 @@ from inferops.gitops.repo import GitOpsRepo
 from inferops.platforms.base import LiveState
 
 
-def _seed_files(config: Config) -> dict[str, str]:
-    overlay = config.path(config.service_source).parent / "gitops" / "overlays" / "local"
+def _seed_files(config: Config, env: str) -> dict[str, str]:
+    overlay = config.path(config.environment(env).gitops_seed)
     return {p.name: p.read_text() for p in sorted(overlay.iterdir()) if p.is_file()}
 
 
@@ -24,7 +24,7 @@ def seed_gitops(repo: GitOpsRepo, config: Config, env: str, image: str) -> str:
     """Create the GitOps repository with the stable image, unless it exists."""
     if repo.exists():
         return repo.head()
-    files = _seed_files(config)
+    files = _seed_files(config, env)
     seeded = read_state(files)
     state = DesiredState(
         stable=TrackSpec(image, seeded.stable.replicas, seeded.stable.env),

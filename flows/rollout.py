@@ -48,7 +48,9 @@ def drive_load(target: Target, label: str) -> tuple[float, float]:
     profile = load_profile(target.config.path(plan.load_profile))
     out = target.state_dir / "loadtests" / label
     started = time.time()
-    result = run_load(target.layout.router_url, profile, out, duration_s=plan.window_s + plan.warmup_s)
+    result = run_load(target.layout.router_url, profile, out,
+                      duration_s=plan.window_s + plan.warmup_s,
+                      env={"INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens)})
     ended = time.time()
     get_run_logger().info("load %s: %d requests (%s)", label, result.requests,
                           ", ".join(f"{k} {v}" for k, v in sorted(result.by_track.items())))
@@ -67,13 +69,13 @@ def analyse(target: Target, spec: AnalysisSpec, image: str, window: tuple[float,
     return verdict
 
 
-def _publish(release_id: str, label: str, verdict: Verdict) -> None:
+def _publish(release_id: str, index: int, label: str, verdict: Verdict) -> None:
     rows = "\n".join(
         f"| {c.metric} | {c.outcome.value} | {c.canary} | {c.baseline} | {c.limit} |"
         for c in verdict.checks
     )
     create_markdown_artifact(
-        key=f"verdict-{release_id}-{label}".lower().replace("/", "-"),
+        key=f"verdict-{release_id}-step-{index}",
         markdown=(f"## {release_id} {label}: **{verdict.decision.value}**\n\n{verdict.reason}\n\n"
                   "| check | outcome | canary | baseline | limit |\n|---|---|---|---|---|\n"
                   + rows),
@@ -84,11 +86,14 @@ def _publish(release_id: str, label: str, verdict: Verdict) -> None:
 def _judge_step(target: Target, spec: AnalysisSpec, release_id: str, index: int, weight: int,
                 image: str, release_start: float, final: bool) -> Verdict:
     verdict: Verdict | None = None
+    first_start: float | None = None
     for attempt in range(1 + target.env.canary.max_extensions):
         label = f"{release_id}-step{index}-{attempt}"
-        window = drive_load(target, label)
-        verdict = analyse(target, spec, image, window, release_start, final)
-        _publish(release_id, f"step {index} ({weight}%)", verdict)
+        start, end = drive_load(target, label)
+        # An extension adds evidence to the step's earlier windows; it never discards them.
+        first_start = start if first_start is None else first_start
+        verdict = analyse(target, spec, image, (first_start, end), release_start, final)
+        _publish(release_id, index, f"step {index} ({weight}%)", verdict)
         if verdict.decision is not Decision.HOLD:
             return verdict
     assert verdict is not None

@@ -225,7 +225,8 @@ def main() -> None:
     known = (ConfigError, SpecError, BuildError, NotProvisioned, ManifestError, GitOpsError,
              EnvironmentBusy, PlatformError, TerraformError, Failure)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except known as exc:

@@ -47,6 +47,9 @@ class CanaryPlan(_Strict):
     max_extensions: Annotated[int, Field(ge=0, le=20)] = 2
     live_timeout_s: Annotated[float, Field(gt=0)] = 120.0
     load_profile: Path = Path("loadtests/profiles/step.yaml")
+    max_tokens: Annotated[int, Field(ge=1, le=4096)] = Field(
+        default=32, description="max_tokens of the load generator's requests."
+    )
 
     @field_validator("steps")
     @classmethod
@@ -69,6 +72,10 @@ class Environment(_Strict):
     router: Literal["nginx"] = "nginx"
     canary: CanaryPlan = Field(default_factory=CanaryPlan)
     slo_file: Path = Path("loadtests/slos.yaml")
+    gitops_seed: Path = Field(
+        default=Path("gitops/overlays/local"),
+        description="Manifests that seed the environment's GitOps repository.",
+    )
     prefect_server: bool = Field(
         default=True,
         description="Run a Prefect server and worker with the environment (local platform).",

@@ -29,7 +29,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from inferops.analysis.evidence import WindowStats
 
-DEFAULT_LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
+DEFAULT_LOCUSTFILE = Path(__file__).parent.parent / "loadtests" / "locustfile.py"
 """The locustfile of a source checkout; pass ``locustfile=`` where the package is installed."""
 
 UNKNOWN_TRACK = "unknown"
@@ -291,16 +291,7 @@ def run_load(
             f"locust finished but wrote no samples to {samples_path}; "
             f"check that {locustfile} records them\n{_tail(log_path)}"
         )
-    result = summarize(read_samples(samples_path), samples_path)
-    result = LoadResult(
-        requests=result.requests,
-        failures=result.failures,
-        rps=result.rps,
-        by_track=result.by_track,
-        samples_path=samples_path,
-        duration_s=result.duration_s,
-        out_dir=out_dir,
-    )
+    result = replace(summarize(read_samples(samples_path), samples_path), out_dir=out_dir)
     tracks = " ".join(f"{track}={count}" for track, count in result.by_track.items())
     report(
         f"load: done in {elapsed:.1f} s: {result.requests} requests, {result.failures} failed, "

@@ -86,6 +86,18 @@ def _tar_of(repo: Path, revision: str, source: str) -> bytes:
     return buf.getvalue()
 
 
+def source_repo(source_dir: Path) -> tuple[Path, str]:
+    """The git repository holding ``source_dir``, and the folder's path inside it."""
+    try:
+        top = _git(source_dir, "rev-parse", "--show-toplevel").decode().strip()
+    except (BuildError, FileNotFoundError):
+        raise BuildError(
+            f"{source_dir} is not inside a git repository: the build takes the service "
+            "from a commit, so clone the project with git"
+        ) from None
+    return Path(top), source_dir.resolve().relative_to(Path(top).resolve()).as_posix()
+
+
 def build(repo: Path, revision: str, source: str, images_dir: Path) -> Image:
     """Build ``source`` at ``revision`` into ``images_dir``; a rebuild is a no-op."""
     commit = resolve_revision(repo, revision)

@@ -19,7 +19,7 @@ STEP = "Step"
 WEIGHT = "Weight"
 VERDICT = "Verdict"
 IMAGE = "Image"
-FINAL_VERDICTS = frozenset({"promote", "rollback"})
+FINAL_VERDICTS = frozenset({"promote", "rollback", "seed"})
 _RELEASE = re.compile(r"^r-(\d+)$")
 
 
@@ -46,9 +46,10 @@ class Release:
 
     @property
     def outcome(self) -> str:
-        """promoted, rolled back, or in progress (the last commit is a step)."""
+        """promoted, rolled back, seeded, or in progress (the last commit is a step)."""
         last = self.events[-1].verdict if self.events else ""
-        return {"promote": "promoted", "rollback": "rolled back"}.get(last, "in progress")
+        outcomes = {"promote": "promoted", "rollback": "rolled back", "seed": "seeded"}
+        return outcomes.get(last, "in progress")
 
     @property
     def finished(self) -> bool:

@@ -59,7 +59,7 @@ def rollback(release_id: str, index: int, total: int, image: str, stable: str,
              reason: str) -> Message:
     """The canary is withdrawn; the stable version takes all traffic."""
     return Message(
-        f"{release_id} rollback: canary {_short(image)} withdrawn, stable {_short(stable)} restored",
+        f"{release_id} rollback: canary withdrawn, stable {_short(stable)} takes all traffic",
         reason,
         {RELEASE_ID: release_id, STEP: f"{index}/{total}", WEIGHT: "0",
          VERDICT: "rollback", IMAGE: image},

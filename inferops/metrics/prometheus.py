@@ -6,17 +6,18 @@ JSON answer: a ``vector`` must hold exactly one sample, a ``scalar`` is its own
 value, ``"NaN"``/``"+Inf"`` parse as floats. Connection failures, timeouts,
 5xx answers and Prometheus' ``timeout``/``canceled``/``unavailable`` errors
 raise ``ProviderUnavailable``; other error answers, 4xx and bodies that are not
-Prometheus' JSON raise ``QueryError``. The HTTP client is injected (a default
-one is made when none is given, and closed by ``close``); nothing is sent
-before the first query.
+Prometheus' JSON raise ``QueryError``. The HTTP client is injected; without
+one, each ``run_query``/``window_stats``/``is_online`` call opens a client and
+closes it before returning, so an idle provider holds no sockets. Nothing is
+sent before the first query.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -43,7 +44,10 @@ class PrometheusProvider:
         client: httpx.Client | None = None,
         timeout_s: float = 5.0,
     ) -> None:
-        url = httpx.URL(base_url)
+        try:
+            url = httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"Prometheus base_url {base_url!r} is not a URL: {exc}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(
                 f"Prometheus base_url must be an http(s) URL such as http://127.0.0.1:9090, "
@@ -53,29 +57,57 @@ class PrometheusProvider:
             raise ValueError(f"timeout_s must be positive, not {timeout_s}")
         self.base_url = base_url.rstrip("/")
         self._query_url = f"{self.base_url}/api/v1/query"
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client()
+        self._client = client
         self._timeout_s = timeout_s
-
-    def close(self) -> None:
-        """Close the HTTP client if this provider created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> PrometheusProvider:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def run_query(self, query: str, at: float | None = None) -> float:
         """Run an instant query at ``at`` (unix time, default now) that must return one sample."""
-        data = self._get(query, time.time() if at is None else at)
+        with self._session() as client:
+            return self._instant(client, query, time.time() if at is None else at)
+
+    def is_online(self) -> bool:
+        """Say whether Prometheus evaluates a trivial query."""
+        try:
+            return self.run_query("vector(1)") == 1.0
+        except MetricsError:
+            return False
+
+    def window_stats(
+        self,
+        selector: Mapping[str, str],
+        window_s: float,
+        at: float | None = None,
+    ) -> WindowStats:
+        """Aggregate the chat traffic matching ``selector`` in the window ending at ``at``."""
+        # One evaluation time for every query, so the figures describe the same window.
+        when = time.time() if at is None else at
+        figures: dict[str, float | None] = {}
+        with self._session() as client:
+            for field, query in window_queries(selector, window_s).items():
+                try:
+                    value: float | None = self._instant(client, query, when)
+                except NoValuesFound:
+                    value = None
+                if value is not None and math.isnan(value):
+                    value = None
+                # A counter without series means nothing happened; any other figure is unknown.
+                figures[field] = value if value is not None or field not in COUNT_FIELDS else 0.0
+        return WindowStats(
+            track=selector.get("track", "all"),
+            window_s=window_s,
+            requests=figures["requests"] or 0.0,
+            errors=figures["errors"] or 0.0,
+            latency_p50_s=figures["latency_p50_s"],
+            latency_p95_s=figures["latency_p95_s"],
+            latency_p99_s=figures["latency_p99_s"],
+            ttft_p95_s=figures["ttft_p95_s"],
+            output_tokens=figures["output_tokens"],
+            cost_usd=figures["cost_usd"],
+        )
+
+    def _instant(self, client: httpx.Client, query: str, at: float) -> float:
+        """The single value of an instant query evaluated at ``at``."""
+        data = self._get(client, query, at)
         result_type = data.get("resultType")
         result = data.get("result")
         if result_type == "scalar":
@@ -98,49 +130,16 @@ class PrometheusProvider:
         sample = result[0]
         return _sample_value(sample.get("value") if isinstance(sample, dict) else None, query)
 
-    def is_online(self) -> bool:
-        """Say whether Prometheus evaluates a trivial query."""
-        try:
-            return self.run_query("vector(1)") == 1.0
-        except MetricsError:
-            return False
+    def _session(self) -> contextlib.AbstractContextManager[httpx.Client]:
+        """The injected client, or a client of its own for the duration of one call."""
+        if self._client is not None:
+            return contextlib.nullcontext(self._client)
+        return httpx.Client()
 
-    def window_stats(
-        self,
-        selector: Mapping[str, str],
-        window_s: float,
-        at: float | None = None,
-    ) -> WindowStats:
-        """Aggregate the chat traffic matching ``selector`` in the window ending at ``at``."""
-        # One evaluation time for every query, so the figures describe the same window.
-        when = time.time() if at is None else at
-        figures: dict[str, float | None] = {}
-        for field, query in window_queries(selector, window_s).items():
-            try:
-                value: float | None = self.run_query(query, at=when)
-            except NoValuesFound:
-                value = None
-            if value is not None and math.isnan(value):
-                value = None
-            # A counter without series means nothing happened; any other figure is unknown.
-            figures[field] = value if value is not None or field not in COUNT_FIELDS else 0.0
-        return WindowStats(
-            track=selector.get("track", "all"),
-            window_s=window_s,
-            requests=figures["requests"] or 0.0,
-            errors=figures["errors"] or 0.0,
-            latency_p50_s=figures["latency_p50_s"],
-            latency_p95_s=figures["latency_p95_s"],
-            latency_p99_s=figures["latency_p99_s"],
-            ttft_p95_s=figures["ttft_p95_s"],
-            output_tokens=figures["output_tokens"],
-            cost_usd=figures["cost_usd"],
-        )
-
-    def _get(self, query: str, at: float) -> dict[str, Any]:
+    def _get(self, client: httpx.Client, query: str, at: float) -> dict[str, Any]:
         """Send one instant query and return the ``data`` member of a successful answer."""
         try:
-            response = self._client.get(
+            response = client.get(
                 self._query_url,
                 params={"query": query, "time": f"{at:.3f}"},
                 timeout=self._timeout_s,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +22,12 @@ from inferops.platforms.layout import LocalLayout
 
 
 def _alive(pid: int) -> bool:
+    try:
+        # Reap the agent if this process started it and it has exited.
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -56,14 +61,21 @@ class LocalPlatform:
         if self.agent_pid() is None:
             self.status_path.unlink(missing_ok=True)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("ab") as logf:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "inferops.platforms.local_agent", str(layout_file)],
-                    stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True, cwd=self.layout.project_root,
-                )
-            self.pid_path.write_text(str(proc.pid))
-            progress(f"started the local agent (pid {proc.pid}); logs in {self.log_path}")
+            # A daemon in its own session: it outlives this command, which keeps no handle on it.
+            pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-m", "inferops.platforms.local_agent", str(layout_file)],
+                dict(os.environ),
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, str(self.log_path),
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                    (os.POSIX_SPAWN_DUP2, 1, 2),
+                ],
+                setsid=True,
+            )
+            self.pid_path.write_text(str(pid))
+            progress(f"started the local agent (pid {pid}); logs in {self.log_path}")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             state = self.status()
@@ -91,10 +103,6 @@ class LocalPlatform:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         while _alive(pid) and time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             time.sleep(0.1)
         if _alive(pid):
             os.killpg(pid, signal.SIGKILL)

@@ -17,10 +17,11 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -165,10 +166,7 @@ class _Api:
         )
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if chat.stream:
-            events = self._stream(chat, plan, completion_id, started)
-            return StreamingResponse(
-                events, media_type="text/event-stream", headers={"cache-control": "no-cache"}
-            )
+            return EventStreamResponse(self._stream(chat, plan, completion_id, started))
         pieces: list[str] = []
         first_token_at = started
         async with aclosing(
@@ -185,7 +183,7 @@ class _Api:
 
     async def _stream(
         self, chat: ChatRequest, plan: Plan, completion_id: str, started: float
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         writer = ChunkWriter(completion_id, self._model, chat.include_usage)
         first_token_at: float | None = None
         async with aclosing(
@@ -272,7 +270,8 @@ def _error_response(exc: RequestError, headers: Mapping[str, str] | None = None)
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Give routing errors (unknown URL, wrong method) OpenAI's error shape."""
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        raise exc
     if exc.status_code == 404:
         message = f"Unknown request URL: {request.method} {request.url.path}."
         code: str | None = "unknown_url"
@@ -280,6 +279,45 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message, code = exc.detail, None
     error = RequestError(exc.status_code, message, code=code)
     return _error_response(error, exc.headers)
+
+
+class EventStreamResponse(Response):
+    """Sends server-sent events; stops generating soon after the client goes away.
+
+    Starlette's StreamingResponse watches for a disconnect through a task group, which more
+    than halved streaming throughput; here one watcher task raises a flag that is checked
+    between events, so a departed client frees its batch slot within one decode step.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events: AsyncGenerator[bytes, None]) -> None:
+        self._events = events
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-cache"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the events to the client until they end or the client disconnects."""
+        gone = False
+
+        async def watch_for_disconnect() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+
+        watcher = asyncio.create_task(watch_for_disconnect())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async with aclosing(self._events) as events:
+                async for event in events:
+                    if gone:
+                        return
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
 
 
 class TelemetryMiddleware:

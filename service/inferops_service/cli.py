@@ -24,6 +24,7 @@ from types import FrameType
 
 import uvicorn
 from prometheus_client import start_http_server
+from uvicorn.config import STARTUP_FAILURE
 
 from inferops_service.app import create_app, service_state
 from inferops_service.config import (
@@ -131,10 +132,10 @@ def _load(path: str | None) -> ServiceSettings | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = _load(args.config)
     if settings is None:
         return EXIT_BAD_CONFIG
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     metrics = ServiceMetrics()
     app = create_app(settings, metrics=metrics)
     try:
@@ -155,7 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     server = DrainingServer(config, service_state(app).begin_draining, args.drain_seconds)
     log.info(
-        "serving %s on http://%s:%s, metrics on port %s (version %r, track %r)",
+        "starting %s: API on http://%s:%s, metrics on port %s (version %r, track %r)",
         settings.model,
         args.host,
         args.port,
@@ -166,10 +167,15 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         with _stop_signals_to(server.handle_exit):
             server.run()
+    except SystemExit as exc:
+        # uvicorn exits on its own when it cannot bind; report it with our exit codes.
+        if exc.code != STARTUP_FAILURE:
+            raise
     finally:
         metrics_server.shutdown()
         metrics_server.server_close()
     if not server.started:
+        log.error("cannot serve the API on %s:%s", args.host, args.port)
         return EXIT_ERROR
     log.info("stopped")
     return EXIT_OK

@@ -162,7 +162,6 @@ def prometheus(
         )
         yield provider, state
     finally:
-        provider.close()
         process.terminate()
         try:
             process.wait(timeout=10)

@@ -242,8 +242,3 @@ def test_window_stats_passes_outages_on(
 
     with pytest.raises(ProviderUnavailable):
         provider.window_stats({"track": "canary"}, 30)
-
-
-def test_a_provider_it_created_closes_its_own_client() -> None:
-    with PrometheusProvider(BASE_URL, timeout_s=1) as provider:
-        assert provider.base_url == BASE_URL

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import orjson
 import pytest
-from starlette.testclient import TestClient
-
-from inferops_service.app import MAX_BODY_BYTES, create_app, service_state
+from inferops_service.app import MAX_BODY_BYTES, EventStreamResponse, create_app, service_state
 from inferops_service.config import ServiceSettings
 from inferops_service.metrics import ServiceMetrics
+from starlette.types import Message
+
+with warnings.catch_warnings():
+    # The TestClient prefers httpx2 (the service's "test" extra) and warns when it falls back
+    # to httpx; both work, so the fallback must not fail the suite on a machine without it.
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", Warning)
+    from starlette.testclient import TestClient
 
 MODEL = "sim-test"
 CHAT = "/v1/chat/completions"
@@ -53,7 +60,8 @@ def sse_events(text: str) -> list[str]:
 
 
 def sample(metrics: ServiceMetrics, name: str, **labels: str) -> float | None:
-    return metrics.registry.get_sample_value(name, labels)
+    value: float | None = metrics.registry.get_sample_value(name, labels)
+    return value
 
 
 def test_completion_has_the_openai_shape(client: TestClient) -> None:
@@ -307,16 +315,21 @@ def test_health_and_readiness_through_the_lifecycle() -> None:
         assert client.post(CHAT, json=chat(max_tokens=1)).status_code == 200
 
 
-def test_metrics_count_requests_tokens_and_cost(client: TestClient, metrics: ServiceMetrics) -> None:
+def test_metrics_count_requests_tokens_and_cost(
+    client: TestClient, metrics: ServiceMetrics
+) -> None:
     client.post(CHAT, json=chat(max_tokens=10))
     client.post(CHAT, json=chat(max_tokens=10, stream=True))
     client.post(CHAT, json=chat(model="nope"))
     client.get("/nowhere/at/all")
+    client.get("/v1/models/some/model")
     route = {"route": CHAT}
     assert sample(metrics, "inferops_requests_total", status="200", **route) == 2
     assert sample(metrics, "inferops_requests_total", status="404", **route) == 1
     assert sample(metrics, "inferops_requests_total", status="500", **route) == 0
     assert sample(metrics, "inferops_requests_total", route="other", status="404") == 1
+    templated = {"route": "/v1/models/{model:path}", "status": "404"}
+    assert sample(metrics, "inferops_requests_total", **templated) == 1
     assert sample(metrics, "inferops_request_duration_seconds_count", status="200", **route) == 2
     assert sample(metrics, "inferops_time_to_first_token_seconds_count", **route) == 2
     assert sample(metrics, "inferops_time_per_output_token_seconds_count", **route) == 2
@@ -327,7 +340,9 @@ def test_metrics_count_requests_tokens_and_cost(client: TestClient, metrics: Ser
     assert sample(metrics, "inferops_inflight_requests") == 0
     assert sample(metrics, "inferops_simulator_active_sequences") == 0
     text = metrics.exposition().decode()
-    assert 'inferops_request_duration_seconds_bucket{le="0.005",route="/v1/chat/completions"' in text
+    assert (
+        'inferops_request_duration_seconds_bucket{le="0.005",route="/v1/chat/completions"' in text
+    )
     assert "version" not in text and "track" not in text
 
 
@@ -357,3 +372,36 @@ def test_unexpected_errors_are_500_counted_and_stamped(
     assert response.json()["error"]["type"] == "server_error"
     assert response.headers["x-inferops-version"] == "v9"
     assert sample(metrics, "inferops_requests_total", route=CHAT, status="500") == 1
+
+
+def test_stream_stops_generating_when_the_client_leaves() -> None:
+    closed: list[bool] = []
+    sent: list[Message] = []
+
+    async def events() -> AsyncGenerator[bytes, None]:
+        try:
+            for _ in range(1000):
+                yield b"data: x\n\n"
+                await asyncio.sleep(0.001)
+        finally:
+            closed.append(True)
+
+    async def main() -> None:
+        left = asyncio.Event()
+
+        async def receive() -> Message:
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if len(sent) == 3:
+                left.set()
+
+        scope = {"type": "http", "method": "POST", "path": CHAT}
+        await EventStreamResponse(events())(scope, receive, send)
+
+    asyncio.run(main())
+    assert closed == [True]
+    assert 3 <= len(sent) < 10
+    assert sent[0]["type"] == "http.response.start"

