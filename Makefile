@@ -34,8 +34,9 @@ setup: deps $(STAMP)  ## Create the virtualenv and install everything
 demo: setup  ## Run the whole release locally: up, a good release (promoted), a bad one (rolled back)
 	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" ./scripts/demo.sh
 
-test: setup  ## Run the whole test suite (unit, integration, e2e)
-	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/pytest tests -q
+test: setup  ## Lint, then the whole test suite (unit, integration, e2e)
+	@$(MAKE) --no-print-directory lint
+	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/pytest tests/unit tests/integration tests/e2e -q -p no:cacheprovider
 
 test-unit: setup  ## Unit tests only (no network, seconds)
 	$(BIN)/pytest tests/unit -q
@@ -47,10 +48,10 @@ test-e2e: setup  ## End-to-end local releases
 	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/pytest tests/e2e -q
 
 lint: setup  ## ruff, mypy --strict, import-linter
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check -q .
+	$(BIN)/ruff format --check -q .
 	$(BIN)/mypy inferops service/inferops_service
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache > /dev/null
 
 down: setup  ## Stop the local environment
 	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/inferops down --env local

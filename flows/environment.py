@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow, get_run_logger, task
 
 from flows.build import build
 from flows.provision import destroy, provision
-from inferops.config import Config
+from inferops.config import Config, load_config
 from inferops.environments import open_target
 from inferops.gitops import messages
 from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, write_state
@@ -35,27 +37,37 @@ def seed_gitops(repo: GitOpsRepo, config: Config, env: str, image: str) -> str:
 
 
 @flow(name="up")
-def up(config: Config, env: str) -> dict[str, object]:
+def up(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, object]:
     """Provision ``env``, seed its GitOps repository and start it."""
     log = get_run_logger()
-    provision(config, env)
+    config = load_config(Path(config_path))
+    provision(env, config_path)
     target = open_target(config, env)
     repo = target.repo()
     if not repo.exists():
-        image = build(config, env, "HEAD")
+        image = build(env, "HEAD", config_path)
         seed_gitops(repo, config, env, image["ref"])
     state: LiveState = target.platform().start(progress=log.info)
-    log.info("environment %s is live at %s: router %s, prometheus %s", env,
-             (state.revision or "")[:12], target.layout.router_url, target.layout.prometheus_url)
-    return {"revision": state.revision, "router": target.layout.router_url,
-            "prometheus": target.layout.prometheus_url,
-            "prefect": target.layout.prefect_api_url if target.layout.prefect_enabled else None}
+    log.info(
+        "environment %s is live at %s: router %s, prometheus %s",
+        env,
+        (state.revision or "")[:12],
+        target.layout.router_url,
+        target.layout.prometheus_url,
+    )
+    return {
+        "revision": state.revision,
+        "router": target.layout.router_url,
+        "prometheus": target.layout.prometheus_url,
+        "prefect": target.layout.prefect_api_url if target.layout.prefect_enabled else None,
+    }
 
 
 @flow(name="down")
-def down(config: Config, env: str) -> bool:
+def down(env: str = "local", config_path: str = "inferops.yaml") -> bool:
     """Stop everything ``env`` runs and destroy its Terraform state."""
     log = get_run_logger()
+    config = load_config(Path(config_path))
     stopped = False
     try:
         stopped = open_target(config, env).platform().stop()

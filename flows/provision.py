@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from inferops.config import Config
+from inferops.config import Config, load_config
 from inferops.environments import save_outputs
 from inferops.terraform import PlanSummary, Terraform, terraform_for
 
@@ -28,8 +28,11 @@ def _terraform(config: Config, env: str) -> tuple[Terraform, dict[str, Any]]:
 
 def _summary(summary: PlanSummary) -> str:
     lines = [f"{summary.adds} to add, {summary.changes} to change, {summary.destroys} to destroy"]
-    lines += [f"  {'/'.join(c.actions)} {c.address}" for c in summary.resource_changes
-              if c.actions != ("no-op",)]
+    lines += [
+        f"  {'/'.join(c.actions)} {c.address}"
+        for c in summary.resource_changes
+        if c.actions != ("no-op",)
+    ]
     return "\n".join(lines)
 
 
@@ -58,8 +61,9 @@ def destroy(config: Config, env: str) -> None:
 
 
 @flow(name="provision")
-def provision(config: Config, env: str) -> dict[str, Any]:
+def provision(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, Any]:
     """Provision ``env`` with Terraform and record its outputs."""
+    config = load_config(Path(config_path))
     outputs = plan_and_apply(config, env)
     create_markdown_artifact(
         key=f"provision-{env}",

@@ -8,13 +8,16 @@ from prefect import flow
 
 from flows.build import build
 from flows.rollout import rollout
-from inferops.config import Config
 
 
 @flow(name="release")
-def release(config: Config, env: str, version: str = "HEAD",
-            service_env: dict[str, str] | None = None) -> dict[str, Any]:
+def release(
+    env: str = "local",
+    version: str = "HEAD",
+    service_env: dict[str, str] | None = None,
+    config_path: str = "inferops.yaml",
+) -> dict[str, Any]:
     """Build ``version`` and roll it out on ``env``; returns the final verdict."""
-    image = build(config, env, version)
-    result = rollout(config, env, image["ref"], service_env)
+    image = build(env, version, config_path)
+    result = rollout(image["ref"], env, service_env, config_path)
     return {**result, "image": image}

@@ -9,6 +9,7 @@ or, after the last step, promote.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -17,11 +18,11 @@ from prefect.artifacts import create_markdown_artifact
 from inferops import rollout as steps
 from inferops.analysis.judge import Decision, Verdict, judge
 from inferops.analysis.spec import AnalysisSpec
+from inferops.config import load_config
 from inferops.environments import Target, open_target
-from inferops.config import Config
 from inferops.gitops import history, messages
-from inferops.lock import EnvironmentLock
 from inferops.loadtest import load_profile, run_load
+from inferops.lock import EnvironmentLock
 from inferops.rollout import Candidate
 
 
@@ -48,22 +49,37 @@ def drive_load(target: Target, label: str) -> tuple[float, float]:
     profile = load_profile(target.config.path(plan.load_profile))
     out = target.state_dir / "loadtests" / label
     started = time.time()
-    result = run_load(target.layout.router_url, profile, out,
-                      duration_s=plan.window_s + plan.warmup_s,
-                      env={"INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens)})
+    result = run_load(
+        target.layout.router_url,
+        profile,
+        out,
+        duration_s=plan.window_s + plan.warmup_s,
+        env={"INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens)},
+    )
     ended = time.time()
-    get_run_logger().info("load %s: %d requests (%s)", label, result.requests,
-                          ", ".join(f"{k} {v}" for k, v in sorted(result.by_track.items())))
+    get_run_logger().info(
+        "load %s: %d requests (%s)",
+        label,
+        result.requests,
+        ", ".join(f"{k} {v}" for k, v in sorted(result.by_track.items())),
+    )
     return started + plan.warmup_s, ended
 
 
 @task
-def analyse(target: Target, spec: AnalysisSpec, image: str, window: tuple[float, float],
-            release_start: float, final: bool) -> Verdict:
+def analyse(
+    target: Target,
+    spec: AnalysisSpec,
+    image: str,
+    window: tuple[float, float],
+    release_start: float,
+    final: bool,
+) -> Verdict:
     """Measure both tracks over the window and judge the canary."""
     steps.settle(1.0)
-    canary, baseline = steps.measure(target.metrics(), target.name, image, window,
-                                     release_start, spec.min_requests)
+    canary, baseline = steps.measure(
+        target.metrics(), target.name, image, window, release_start, spec.min_requests
+    )
     verdict = judge(canary, baseline, spec, final)
     get_run_logger().info("verdict: %s: %s", verdict.decision.value, verdict.reason)
     return verdict
@@ -76,15 +92,24 @@ def _publish(release_id: str, index: int, label: str, verdict: Verdict) -> None:
     )
     create_markdown_artifact(
         key=f"verdict-{release_id}-step-{index}",
-        markdown=(f"## {release_id} {label}: **{verdict.decision.value}**\n\n{verdict.reason}\n\n"
-                  "| check | outcome | canary | baseline | limit |\n|---|---|---|---|---|\n"
-                  + rows),
+        markdown=(
+            f"## {release_id} {label}: **{verdict.decision.value}**\n\n{verdict.reason}\n\n"
+            "| check | outcome | canary | baseline | limit |\n|---|---|---|---|---|\n" + rows
+        ),
         description=f"canary verdict of {release_id} at {label}",
     )
 
 
-def _judge_step(target: Target, spec: AnalysisSpec, release_id: str, index: int, weight: int,
-                image: str, release_start: float, final: bool) -> Verdict:
+def _judge_step(
+    target: Target,
+    spec: AnalysisSpec,
+    release_id: str,
+    index: int,
+    weight: int,
+    image: str,
+    release_start: float,
+    final: bool,
+) -> Verdict:
     verdict: Verdict | None = None
     first_start: float | None = None
     for attempt in range(1 + target.env.canary.max_extensions):
@@ -101,10 +126,15 @@ def _judge_step(target: Target, spec: AnalysisSpec, release_id: str, index: int,
 
 
 @flow(name="rollout")
-def rollout(config: Config, env: str, image: str, service_env: dict[str, str] | None = None) -> dict[str, Any]:
+def rollout(
+    image: str,
+    env: str = "local",
+    service_env: dict[str, str] | None = None,
+    config_path: str = "inferops.yaml",
+) -> dict[str, Any]:
     """Roll ``image`` out on ``env`` as a canary; returns the final verdict."""
     log = get_run_logger()
-    target = open_target(config, env)
+    target = open_target(load_config(Path(config_path)), env)
     repo = target.repo()
     spec = target.slos()
     plan = target.env.canary.steps
@@ -118,29 +148,52 @@ def rollout(config: Config, env: str, image: str, service_env: dict[str, str] | 
         release_id = history.next_release_id(repo.log())
         release_start = time.time()
         stable_image = steps.current_state(repo).stable.image
-        verdict_so_far, reason = "start", f"{release_id} starts: canary {image} against stable {stable_image}."
+        verdict_so_far, reason = (
+            "start",
+            f"{release_id} starts: canary {image} against stable {stable_image}.",
+        )
         total = len(plan)
         for index, weight in enumerate(plan, start=1):
             state = steps.canary_at(steps.current_state(repo), candidate, weight)
-            sha = commit(target, state, messages.step(release_id, index, total, weight, image,
-                                                      verdict_so_far, reason))
+            sha = commit(
+                target,
+                state,
+                messages.step(release_id, index, total, weight, image, verdict_so_far, reason),
+            )
             wait_live(target, sha)
-            verdict = _judge_step(target, spec, release_id, index, weight, image, release_start,
-                                  final=index == total)
+            verdict = _judge_step(
+                target, spec, release_id, index, weight, image, release_start, final=index == total
+            )
             reason = f"step {index} ({weight}%): {verdict.decision.value}: {verdict.reason}"
             if verdict.decision in (Decision.ROLLBACK, Decision.HOLD):
                 if verdict.decision is Decision.HOLD:
                     reason += " Evidence stayed short after every extension: never promote on it."
-                sha = commit(target, steps.rolled_back(steps.current_state(repo)),
-                             messages.rollback(release_id, index, total, image, stable_image, reason))
+                sha = commit(
+                    target,
+                    steps.rolled_back(steps.current_state(repo)),
+                    messages.rollback(release_id, index, total, image, stable_image, reason),
+                )
                 wait_live(target, sha)
-                return {"release_id": release_id, "decision": "rollback", "revision": sha,
-                        "verdict": verdict.to_dict(), "step": index, "weight": weight}
+                return {
+                    "release_id": release_id,
+                    "decision": "rollback",
+                    "revision": sha,
+                    "verdict": verdict.to_dict(),
+                    "step": index,
+                    "weight": weight,
+                }
             verdict_so_far = verdict.decision.value
-        sha = commit(target, steps.promoted(steps.current_state(repo)),
-                     messages.promote(release_id, total, image, reason))
+        sha = commit(
+            target,
+            steps.promoted(steps.current_state(repo)),
+            messages.promote(release_id, total, image, reason),
+        )
         wait_live(target, sha)
-        return {"release_id": release_id, "decision": "promote", "revision": sha,
-                "verdict": verdict.to_dict(), "step": total, "weight": 100}
-
-
+        return {
+            "release_id": release_id,
+            "decision": "promote",
+            "revision": sha,
+            "verdict": verdict.to_dict(),
+            "step": total,
+            "weight": 100,
+        }

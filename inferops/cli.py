@@ -56,13 +56,15 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 
 
 @app.command()
-def up(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False) -> None:
-    """Provision ENV and start it: Terraform apply, GitOps repo, Redis, Prometheus, nginx, service."""
+def up(
+    env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False
+) -> None:
+    """Provision ENV and start it: Terraform, GitOps repo, Redis, Prometheus, nginx, service."""
     cfg = _config(config)
     _prepare(cfg, env)
     from flows.environment import up as up_flow
 
-    result = up_flow(cfg, env)
+    result = up_flow(env, str(config))
     _print(result, as_json, "\n".join(f"{k:>10}: {v}" for k, v in result.items() if v))
 
 
@@ -73,18 +75,20 @@ def down(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -> No
     _prepare(cfg, env)
     from flows.environment import down as down_flow
 
-    down_flow(cfg, env)
+    down_flow(env, str(config))
     typer.echo(f"{env} is down")
 
 
 @app.command()
-def provision(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False) -> None:
+def provision(
+    env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False
+) -> None:
     """Run Terraform for ENV (init, plan, apply) and record its outputs."""
     cfg = _config(config)
     _prepare(cfg, env)
     from flows.provision import provision as provision_flow
 
-    outputs = provision_flow(cfg, env)
+    outputs = provision_flow(env, str(config))
     _print(outputs, as_json, "\n".join(f"{k}: {v}" for k, v in sorted(outputs.items())))
 
 
@@ -100,7 +104,7 @@ def build(
     _prepare(cfg, env)
     from flows.build import build as build_flow
 
-    image = build_flow(cfg, env, version)
+    image = build_flow(env, version, str(config))
     _print(image, as_json, image["ref"])
 
 
@@ -116,15 +120,20 @@ def _service_env(pairs: list[str]) -> dict[str, str]:
 
 SetOpt = Annotated[
     list[str],
-    typer.Option("--set", help="Environment of the new version, KEY=VALUE (repeatable), "
-                 "e.g. INFEROPS_SIMULATOR_TTFT_MS=30."),
+    typer.Option(
+        "--set",
+        help="Environment of the new version, KEY=VALUE (repeatable), "
+        "e.g. INFEROPS_SIMULATOR_TTFT_MS=30.",
+    ),
 ]
 
 
 def _exit_for(result: dict[str, Any], as_json: bool) -> None:
     verdict = result["verdict"]
-    text = (f"{result['release_id']}: {result['decision'].upper()} at step {result['step']} "
-            f"({result['weight']}%)\n  {verdict['reason']}")
+    text = (
+        f"{result['release_id']}: {result['decision'].upper()} at step {result['step']} "
+        f"({result['weight']}%)\n  {verdict['reason']}"
+    )
     _print(result, as_json, text)
     raise typer.Exit(0 if result["decision"] == "promote" else 2)
 
@@ -143,7 +152,7 @@ def release(
     _prepare(cfg, env)
     from flows.release import release as release_flow
 
-    _exit_for(release_flow(cfg, env, version, service_env), as_json)
+    _exit_for(release_flow(env, version, service_env, str(config)), as_json)
 
 
 @app.command()
@@ -160,23 +169,36 @@ def rollout(
     _prepare(cfg, env)
     from flows.rollout import rollout as rollout_flow
 
-    _exit_for(rollout_flow(cfg, env, image, service_env), as_json)
+    _exit_for(rollout_flow(image, env, service_env, str(config)), as_json)
 
 
 @app.command()
-def status(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False) -> None:
+def status(
+    env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False
+) -> None:
     """What ENV runs now: the live commit, the traffic split and the pods."""
     from inferops.environments import open_target
 
     target = open_target(_config(config), env)
     state = target.platform().status()
-    data = {"env": env, "revision": state.revision, "live": state.live, "error": state.error,
-            "weights": state.weights, "pods": list(state.pods), "endpoints": state.endpoints}
-    lines = [f"{env}: {'live' if state.live else 'NOT live'} at {(state.revision or '-')[:12]}",
-             f"  traffic: stable {state.weights.get('stable', '-')}% / "
-             f"canary {state.weights.get('canary', '-')}%"]
-    lines += [f"  {p['name']:<28} {p['track']:<7} :{p['port']}  restarts {p['restarts']}"
-              for p in state.pods]
+    data = {
+        "env": env,
+        "revision": state.revision,
+        "live": state.live,
+        "error": state.error,
+        "weights": state.weights,
+        "pods": list(state.pods),
+        "endpoints": state.endpoints,
+    }
+    lines = [
+        f"{env}: {'live' if state.live else 'NOT live'} at {(state.revision or '-')[:12]}",
+        f"  traffic: stable {state.weights.get('stable', '-')}% / "
+        f"canary {state.weights.get('canary', '-')}%",
+    ]
+    lines += [
+        f"  {p['name']:<28} {p['track']:<7} :{p['port']}  restarts {p['restarts']}"
+        for p in state.pods
+    ]
     lines += [f"  {k}: {v}" for k, v in state.endpoints.items()]
     if state.error:
         lines.append(f"  error: {state.error}")
@@ -184,7 +206,9 @@ def status(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_
 
 
 @app.command()
-def history(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False) -> None:
+def history(
+    env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False
+) -> None:
     """Every release of ENV from the GitOps log: steps, weights, verdicts and reasons."""
     from inferops.environments import open_target
     from inferops.gitops.history import releases
@@ -193,21 +217,31 @@ def history(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as
     repo = target.repo()
     found = releases(repo.log())
     if as_json:
-        data = [{"release_id": r.release_id, "image": r.image, "outcome": r.outcome,
-                 "events": [e.__dict__ for e in r.events]} for r in found]
+        data = [
+            {
+                "release_id": r.release_id,
+                "image": r.image,
+                "outcome": r.outcome,
+                "events": [e.__dict__ for e in r.events],
+            }
+            for r in found
+        ]
         typer.echo(json.dumps(data, indent=2))
         return
     lines = []
     for r in found:
         lines.append(f"{r.release_id}  {r.outcome.upper():<12} {r.image}")
         for e in r.events:
-            lines.append(f"  {e.sha[:10]} {e.date[11:19]} {e.step:>5} {e.weight:>3}%  "
-                         f"{e.verdict:<9} {e.subject}")
+            lines.append(
+                f"  {e.sha[:10]} {e.date[11:19]} {e.step:>5} {e.weight:>3}%  "
+                f"{e.verdict:<9} {e.subject}"
+            )
             if e.reason and e.verdict not in ("seed",):
                 lines.append(f"{'':>34}{e.reason.splitlines()[0][:160]}")
     lines.append(f"\nGitOps repository: {repo.remote} (git --git-dir {repo.remote} log)")
-    lines.append(f"Load-test samples and logs: {target.state_dir / 'loadtests'}, "
-                 f"{target.state_dir / 'logs'}")
+    lines.append(
+        f"Load-test samples and logs: {target.state_dir / 'loadtests'}, {target.state_dir / 'logs'}"
+    )
     typer.echo("\n".join(lines))
 
 
@@ -222,8 +256,18 @@ def main() -> None:
     from inferops.platforms.base import PlatformError
     from inferops.terraform import TerraformError
 
-    known = (ConfigError, SpecError, BuildError, NotProvisioned, ManifestError, GitOpsError,
-             EnvironmentBusy, PlatformError, TerraformError, Failure)
+    known = (
+        ConfigError,
+        SpecError,
+        BuildError,
+        NotProvisioned,
+        ManifestError,
+        GitOpsError,
+        EnvironmentBusy,
+        PlatformError,
+        TerraformError,
+        Failure,
+    )
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

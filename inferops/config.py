@@ -8,6 +8,7 @@ blocks at run time.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -56,7 +57,7 @@ class CanaryPlan(_Strict):
     def _increasing_to_100(cls, steps: list[int]) -> list[int]:
         if not steps:
             raise ValueError("needs at least one step")
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(steps)):
             raise ValueError(f"steps must strictly increase, got {steps}")
         if steps[-1] != 100:
             raise ValueError(f"the last step must be 100 (full traffic), got {steps[-1]}")
@@ -107,14 +108,15 @@ class Config(_Strict):
                 )
         return envs
 
-
     def environment(self, name: str) -> Environment:
         """The named environment, or a ConfigError listing the known ones."""
         try:
             return self.environments[name]
         except KeyError:
             known = ", ".join(sorted(self.environments))
-            raise ConfigError(f"unknown environment {name!r}; inferops.yaml defines: {known}") from None
+            raise ConfigError(
+                f"unknown environment {name!r}; inferops.yaml defines: {known}"
+            ) from None
 
     def path(self, p: Path) -> Path:
         """A path from the file, resolved against the file's folder."""

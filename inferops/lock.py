@@ -56,8 +56,12 @@ class EnvironmentLock:
         fh.truncate()
         fh.write(
             json.dumps(
-                {"holder": self.holder, "pid": os.getpid(), "host": socket.gethostname(),
-                 "since": time.time()}
+                {
+                    "holder": self.holder,
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "since": time.time(),
+                }
             )
         )
         fh.flush()

@@ -41,8 +41,9 @@ def canary_at(state: DesiredState, candidate: Candidate, weight: int) -> Desired
 def promoted(state: DesiredState) -> DesiredState:
     """The canary's image and environment become stable; the canary is emptied."""
     stable = TrackSpec(state.canary.image, state.stable.replicas, state.canary.env)
-    return replace(state, stable=stable, canary=replace(state.canary, replicas=0),
-                   weight=0).validate()
+    return replace(
+        state, stable=stable, canary=replace(state.canary, replicas=0), weight=0
+    ).validate()
 
 
 def rolled_back(state: DesiredState) -> DesiredState:
@@ -70,8 +71,14 @@ def converge(repo: GitOpsRepo) -> str | None:
         f"{interrupted.release_id} was interrupted at step {last.step} ({last.weight}%) "
         "without a verdict; rolled back before the next release."
     )
-    msg = messages.rollback(interrupted.release_id, int(index or 0), int(total or 0),
-                            interrupted.image or state.canary.image, state.stable.image, reason)
+    msg = messages.rollback(
+        interrupted.release_id,
+        int(index or 0),
+        int(total or 0),
+        interrupted.image or state.canary.image,
+        state.stable.image,
+        reason,
+    )
     return commit_state(repo, rolled_back(state), msg)
 
 

@@ -18,8 +18,13 @@ def needs_binaries(*names: str) -> None:
         pytest.fail(f"{', '.join(missing)} not installed: run `make setup` (installs them)")
 
 
-def write_config(dir_: Path, base_port: int, steps: str = "[50, 100]", window_s: float = 5,
-                 prefect_server: bool = False) -> Path:
+def write_config(
+    dir_: Path,
+    base_port: int,
+    steps: str = "[50, 100]",
+    window_s: float = 5,
+    prefect_server: bool = False,
+) -> Path:
     """An inferops.yaml for one environment whose state lives in ``dir_``."""
     path = dir_ / "inferops.yaml"
     path.write_text(

@@ -93,7 +93,9 @@ def _error_check(
     if rate is None:
         return CheckResult("error_rate", Outcome.NO_DATA, None, base, None, "no canary requests")
     if not limits:
-        return CheckResult("error_rate", Outcome.NO_DATA, rate, None, None, "no baseline to compare")
+        return CheckResult(
+            "error_rate", Outcome.NO_DATA, rate, None, None, "no baseline to compare"
+        )
     limit = min(limits)
     lower = wilson_lower(canary.errors, canary.requests, confidence)
     if lower > limit:

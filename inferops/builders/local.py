@@ -52,7 +52,11 @@ def _git(repo: Path, *args: str, binary: bool = False) -> bytes:
 def resolve_revision(repo: Path, revision: str) -> str:
     """The full commit id of ``revision`` in the project repository."""
     try:
-        return _git(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").decode().strip()
+        return (
+            _git(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+            .decode()
+            .strip()
+        )
     except BuildError:
         raise BuildError(
             f"{revision!r} is not a commit of the project repository at {repo}; "
@@ -66,10 +70,10 @@ def _tar_of(repo: Path, revision: str, source: str) -> bytes:
     for raw in listing.split(b"\0"):
         if not raw:
             continue
-        meta, path = raw.split(b"\t", 1)
-        mode, kind, sha = meta.split()
+        meta, raw_path = raw.split(b"\t", 1)
+        raw_mode, kind, raw_sha = meta.split()
         if kind == b"blob":
-            entries.append((path.decode(), mode.decode(), sha.decode()))
+            entries.append((raw_path.decode(), raw_mode.decode(), raw_sha.decode()))
     if not entries:
         raise BuildError(f"{source}/ has no files at {revision[:12]}: nothing to build")
     buf = io.BytesIO()

@@ -86,9 +86,7 @@ def releases(log: Sequence[Commit]) -> list[Release]:
 def next_release_id(log: Sequence[Commit]) -> str:
     """The id the next release takes: one past the highest in the log."""
     numbers = [
-        int(m.group(1))
-        for c in log
-        if (m := _RELEASE.match(c.trailers.get(RELEASE_ID, "")))
+        int(m.group(1)) for c in log if (m := _RELEASE.match(c.trailers.get(RELEASE_ID, "")))
     ]
     return f"r-{max(numbers, default=0) + 1}"
 

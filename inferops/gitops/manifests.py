@@ -128,7 +128,8 @@ def _canary_ingress(docs: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[s
     ]
     if len(found) != 1:
         raise ManifestError(
-            f"expected exactly one Ingress annotated {CANARY_ANNOTATION}: 'true', found {len(found)}"
+            f"expected exactly one Ingress annotated {CANARY_ANNOTATION}: 'true', "
+            f"found {len(found)}"
         )
     return found[0]
 
@@ -152,7 +153,9 @@ def read_state(files: Mapping[str, str]) -> DesiredState:
     try:
         weight = int(raw)
     except ValueError:
-        raise ManifestError(f"{name}: {WEIGHT_ANNOTATION} must be an integer, got {raw!r}") from None
+        raise ManifestError(
+            f"{name}: {WEIGHT_ANNOTATION} must be an integer, got {raw!r}"
+        ) from None
     return DesiredState(stable=stable, canary=canary, weight=weight).validate()
 
 
@@ -181,10 +184,13 @@ def write_state(files: Mapping[str, str], state: DesiredState) -> dict[str, str]
                 before = yaml.safe_dump(doc)
                 _set_track(doc, state.stable if labels[TRACK_LABEL] == "stable" else state.canary)
                 changed |= before != yaml.safe_dump(doc)
-            elif doc.get("kind") == "Ingress" and annotations.get(CANARY_ANNOTATION) == "true":
-                if annotations.get(WEIGHT_ANNOTATION) != str(state.weight):
-                    annotations[WEIGHT_ANNOTATION] = str(state.weight)
-                    changed = True
+            elif (
+                doc.get("kind") == "Ingress"
+                and annotations.get(CANARY_ANNOTATION) == "true"
+                and annotations.get(WEIGHT_ANNOTATION) != str(state.weight)
+            ):
+                annotations[WEIGHT_ANNOTATION] = str(state.weight)
+                changed = True
         if changed:
             out[name] = yaml.safe_dump_all(docs, sort_keys=False, explicit_start=len(docs) > 1)
     return out

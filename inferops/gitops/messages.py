@@ -34,14 +34,20 @@ def seed(env: str, image: str) -> Message:
     )
 
 
-def step(release_id: str, index: int, total: int, weight: int, image: str,
-         verdict: str, reason: str) -> Message:
+def step(
+    release_id: str, index: int, total: int, weight: int, image: str, verdict: str, reason: str
+) -> Message:
     """A canary step: the canary takes ``weight`` percent."""
     return Message(
         f"{release_id} step {index}/{total}: canary {_short(image)} at {weight}%",
         reason,
-        {RELEASE_ID: release_id, STEP: f"{index}/{total}", WEIGHT: str(weight),
-         VERDICT: verdict, IMAGE: image},
+        {
+            RELEASE_ID: release_id,
+            STEP: f"{index}/{total}",
+            WEIGHT: str(weight),
+            VERDICT: verdict,
+            IMAGE: image,
+        },
     )
 
 
@@ -50,17 +56,28 @@ def promote(release_id: str, total: int, image: str, reason: str) -> Message:
     return Message(
         f"{release_id} promote: {_short(image)} is the new stable",
         reason,
-        {RELEASE_ID: release_id, STEP: f"{total}/{total}", WEIGHT: "0",
-         VERDICT: "promote", IMAGE: image},
+        {
+            RELEASE_ID: release_id,
+            STEP: f"{total}/{total}",
+            WEIGHT: "0",
+            VERDICT: "promote",
+            IMAGE: image,
+        },
     )
 
 
-def rollback(release_id: str, index: int, total: int, image: str, stable: str,
-             reason: str) -> Message:
+def rollback(
+    release_id: str, index: int, total: int, image: str, stable: str, reason: str
+) -> Message:
     """The canary is withdrawn; the stable version takes all traffic."""
     return Message(
         f"{release_id} rollback: canary withdrawn, stable {_short(stable)} takes all traffic",
         reason,
-        {RELEASE_ID: release_id, STEP: f"{index}/{total}", WEIGHT: "0",
-         VERDICT: "rollback", IMAGE: image},
+        {
+            RELEASE_ID: release_id,
+            STEP: f"{index}/{total}",
+            WEIGHT: "0",
+            VERDICT: "rollback",
+            IMAGE: image,
+        },
     )

@@ -97,7 +97,10 @@ class GitOpsRepo:
             _git(["checkout", "--quiet", "-B", self.branch], cwd=self.workdir)
         if self.exists():
             _git(["fetch", "--quiet", "origin", self.branch], cwd=self.workdir)
-            _git(["checkout", "--quiet", "-B", self.branch, f"origin/{self.branch}"], cwd=self.workdir)
+            _git(
+                ["checkout", "--quiet", "-B", self.branch, f"origin/{self.branch}"],
+                cwd=self.workdir,
+            )
             _git(["reset", "--quiet", "--hard", f"origin/{self.branch}"], cwd=self.workdir)
             _git(["clean", "--quiet", "-fdx"], cwd=self.workdir)
 
@@ -175,7 +178,10 @@ class GitOpsRepo:
                 continue
             sha, date, subject, body, trailers = record.split(_FIELD)
             parsed = parse_trailers(trailers)
-            body_lines = [ln for ln in body.strip().splitlines() if parse_trailers(ln) == {} or
-                          ln.split(":", 1)[0].strip() not in parsed]
+            body_lines = [
+                ln
+                for ln in body.strip().splitlines()
+                if parse_trailers(ln) == {} or ln.split(":", 1)[0].strip() not in parsed
+            ]
             commits.append(Commit(sha, date, subject, "\n".join(body_lines).strip(), parsed))
         return commits

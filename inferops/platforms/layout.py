@@ -89,7 +89,14 @@ class LocalLayout:
     @classmethod
     def load(cls, path: Path) -> LocalLayout:
         """Read a layout written by ``dump``."""
-        data = json.loads(path.read_text())
-        paths = {"state_dir", "project_root", "prefect_home", "gitops_remote", "gitops_workdir",
-                 "images_dir"}
-        return cls(**{k: Path(v) if k in paths else v for k, v in data.items()})
+        data: dict[str, Any] = json.loads(path.read_text())
+        paths = {
+            "state_dir",
+            "project_root",
+            "prefect_home",
+            "gitops_remote",
+            "gitops_workdir",
+            "images_dir",
+        }
+        fields: dict[str, Any] = {k: Path(v) if k in paths else v for k, v in data.items()}
+        return cls(**fields)

@@ -14,8 +14,9 @@ import os
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 
 from inferops.platforms.base import LiveState, NotLive, PlatformError
 from inferops.platforms.layout import LocalLayout
@@ -68,8 +69,13 @@ class LocalPlatform:
                 dict(os.environ),
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, str(self.log_path),
-                     os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                    (
+                        os.POSIX_SPAWN_OPEN,
+                        1,
+                        str(self.log_path),
+                        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                        0o644,
+                    ),
                     (os.POSIX_SPAWN_DUP2, 1, 2),
                 ],
                 setsid=True,
@@ -80,14 +86,35 @@ class LocalPlatform:
         while time.monotonic() < deadline:
             state = self.status()
             if state.live:
+                if self.layout.prefect_enabled:
+                    self._wait_prefect(deadline, progress)
                 return state
             if self.agent_pid() is None:
-                raise PlatformError(
-                    f"the local agent stopped: {state.error or self._log_tail()}"
-                )
+                raise PlatformError(f"the local agent stopped: {state.error or self._log_tail()}")
             time.sleep(0.2)
-        raise PlatformError(f"the environment did not come up in {timeout_s:.0f}s: "
-                            f"{self.status().error or self._log_tail()}")
+        raise PlatformError(
+            f"the environment did not come up in {timeout_s:.0f}s: "
+            f"{self.status().error or self._log_tail()}"
+        )
+
+    def _wait_prefect(self, deadline: float, progress: Callable[[str], None]) -> None:
+        url = self.layout.prefect_api_url
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        progress(
+                            f"Prefect server at {url.removesuffix('/api')}; the worker "
+                            "deploys prefect.yaml (logs/prefect-worker.log)"
+                        )
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        raise PlatformError(
+            f"the Prefect server at {url} did not start: see "
+            f"{self.layout.state_dir / 'logs' / 'prefect-server.log'}"
+        )
 
     def _log_tail(self) -> str:
         try:

@@ -106,11 +106,16 @@ class Agent:
     def start_infra(self) -> None:
         """Start Redis, Prometheus and nginx (and Prefect when enabled)."""
         lay = self.layout
-        for port, what in ((lay.redis_port, "redis"), (lay.prometheus_port, "prometheus"),
-                           (lay.router_port, "nginx")):
+        for port, what in (
+            (lay.redis_port, "redis"),
+            (lay.prometheus_port, "prometheus"),
+            (lay.router_port, "nginx"),
+        ):
             if not _port_free(port):
-                raise ReconcileError(f"port {port} for {what} is taken: stop what uses it, "
-                                     "or set another base_port in inferops.yaml")
+                raise ReconcileError(
+                    f"port {port} for {what} is taken: stop what uses it, "
+                    "or set another base_port in inferops.yaml"
+                )
         logs = lay.state_dir / "logs"
         redis_dir = lay.state_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
@@ -122,12 +127,20 @@ class Agent:
         if not targets.exists():
             targets.write_text("[]")
         (prom_dir / "prometheus.yml").write_text(render_prometheus(targets, lay.scrape_interval))
-        self.sup.add(Child("prometheus", [
-            "prometheus", f"--config.file={prom_dir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={prom_dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{lay.prometheus_port}",
-            "--web.enable-lifecycle", "--storage.tsdb.retention.time=7d",
-        ], logs / "prometheus.log"))
+        self.sup.add(
+            Child(
+                "prometheus",
+                [
+                    "prometheus",
+                    f"--config.file={prom_dir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={prom_dir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{lay.prometheus_port}",
+                    "--web.enable-lifecycle",
+                    "--storage.tsdb.retention.time=7d",
+                ],
+                logs / "prometheus.log",
+            )
+        )
 
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
@@ -137,17 +150,26 @@ class Agent:
             "upstream inferops_service { server 127.0.0.1:9 down; }\n"
         )
         self._nginx(["-t"])
-        self.sup.add(Child("nginx", ["nginx", "-p", str(self.nginx_dir), "-c", str(conf),
-                                     "-g", "daemon off;"], logs / "nginx.log",
-                           stop_signal=signal.SIGQUIT))
+        self.sup.add(
+            Child(
+                "nginx",
+                ["nginx", "-p", str(self.nginx_dir), "-c", str(conf), "-g", "daemon off;"],
+                logs / "nginx.log",
+                stop_signal=signal.SIGQUIT,
+            )
+        )
         if lay.prefect_enabled:
             for child in prefect_children(lay):
                 self.sup.add(child)
 
     def _nginx(self, args: list[str]) -> None:
         conf = self.nginx_dir / "nginx.conf"
-        proc = subprocess.run(["nginx", "-p", str(self.nginx_dir), "-c", str(conf), *args],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["nginx", "-p", str(self.nginx_dir), "-c", str(conf), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise ReconcileError(f"nginx {' '.join(args)} failed: {proc.stderr.strip()}")
 
@@ -178,10 +200,27 @@ class Agent:
             "INFEROPS_IDENTITY_TRACK": track,
             "INFEROPS_REDIS_URL": self.layout.redis_url,
         }
-        argv = [sys.executable, "-m", "inferops_service", "serve", "--host", "127.0.0.1",
-                "--port", str(port), "--metrics-port", str(metrics_port)]
-        self.sup.add(Child(f"pod/{name}", argv, self.layout.state_dir / "logs" / f"{name}.log",
-                           env=env, cwd=root))
+        argv = [
+            sys.executable,
+            "-m",
+            "inferops_service",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+        ]
+        self.sup.add(
+            Child(
+                f"pod/{name}",
+                argv,
+                self.layout.state_dir / "logs" / f"{name}.log",
+                env=env,
+                cwd=root,
+            )
+        )
         self.pods[name] = pod
         return pod
 
@@ -193,13 +232,15 @@ class Agent:
         deadline = time.monotonic() + READY_TIMEOUT_S
         waiting = list(pods)
         while waiting and time.monotonic() < deadline:
-            waiting = [p for p in waiting
-                       if _http_ok(f"http://127.0.0.1:{p.port}/ready", 0.5) is None]
+            waiting = [
+                p for p in waiting if _http_ok(f"http://127.0.0.1:{p.port}/ready", 0.5) is None
+            ]
             if waiting:
                 time.sleep(0.1)
         if waiting:
             tails = "; ".join(
-                f"{p.name}: {self.sup.children[f'pod/{p.name}'].tail(3)}" for p in waiting
+                f"{p.name}: {self.sup.children[f'pod/{p.name}'].tail(3)}"
+                for p in waiting
                 if f"pod/{p.name}" in self.sup.children
             )
             raise ReconcileError(
@@ -238,8 +279,11 @@ class Agent:
     def write_status(self) -> None:
         """Publish the live state for clients (atomically)."""
         pods = list(self.pods.values())
-        ws, wc = server_weights(self.weight, sum(p.track == "stable" for p in pods),
-                                sum(p.track == "canary" for p in pods))
+        ws, wc = server_weights(
+            self.weight,
+            sum(p.track == "stable" for p in pods),
+            sum(p.track == "canary" for p in pods),
+        )
         data: dict[str, Any] = {
             "revision": self.applied,
             "live": self.applied is not None and self.error is None,
@@ -247,13 +291,22 @@ class Agent:
             "weights": {"stable": 100 - self.weight, "canary": self.weight},
             "server_weights": {"stable": ws, "canary": wc},
             "pods": [
-                {"name": p.name, "track": p.track, "image": p.image, "port": p.port,
-                 "metrics_port": p.metrics_port,
-                 "restarts": self.sup.children[f"pod/{p.name}"].restarts}
-                for p in pods if f"pod/{p.name}" in self.sup.children
+                {
+                    "name": p.name,
+                    "track": p.track,
+                    "image": p.image,
+                    "port": p.port,
+                    "metrics_port": p.metrics_port,
+                    "restarts": self.sup.children[f"pod/{p.name}"].restarts,
+                }
+                for p in pods
+                if f"pod/{p.name}" in self.sup.children
             ],
-            "children": {n: {"running": c.running, "restarts": c.restarts}
-                         for n, c in self.sup.children.items() if not n.startswith("pod/")},
+            "children": {
+                n: {"running": c.running, "restarts": c.restarts}
+                for n, c in self.sup.children.items()
+                if not n.startswith("pod/")
+            },
             "agent_pid": os.getpid(),
             "updated": time.time(),
         }

@@ -53,7 +53,12 @@ def prefect_children(layout: LocalLayout) -> list[Child]:
     )
     worker = Child(
         "prefect-worker",
-        [sys.executable, "-m", "inferops.platforms.local_prefect", str(layout.state_dir / "layout.json")],
+        [
+            sys.executable,
+            "-m",
+            "inferops.platforms.local_prefect",
+            str(layout.state_dir / "layout.json"),
+        ],
         logs / "prefect-worker.log",
         env=env,
         cwd=layout.project_root,
@@ -80,10 +85,10 @@ def main() -> None:
     layout = LocalLayout.load(Path(sys.argv[1]))
     _wait_healthy(layout.prefect_api_url, 120)
     prefect = _prefect()
-    subprocess.run([prefect, "work-pool", "create", POOL, "--type", "process", "--overwrite"],
-                   check=False)
-    subprocess.run([prefect, "--no-prompt", "deploy", "--all"], check=True,
-                   cwd=layout.project_root)
+    subprocess.run(
+        [prefect, "work-pool", "create", POOL, "--type", "process", "--overwrite"], check=False
+    )
+    subprocess.run([prefect, "--no-prompt", "deploy", "--all"], check=True, cwd=layout.project_root)
     os.execv(prefect, [prefect, "worker", "start", "--pool", POOL, "--type", "process"])
 
 

@@ -121,6 +121,19 @@ scrape_configs:
 def render_redis(state_dir: Path, port: int) -> list[str]:
     """The redis-server command line: loopback only, nothing persisted."""
     return [
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(state_dir),
-        "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(state_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
     ]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import needs_binaries, write_config
+
 from inferops.config import load_config
 from inferops.environments import Target, open_target
 from inferops.gitops import messages
@@ -36,8 +36,15 @@ def inferops(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/sbin:{os.environ['PATH']}"}
     env.pop("PREFECT_API_URL", None)
-    return subprocess.run([f"{bin_dir}/inferops", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
+    return subprocess.run(
+        [f"{bin_dir}/inferops", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +73,11 @@ def history(dir_: Path) -> list[dict]:
 
 def live_tracks(dir_: Path, n: int = 40) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
-    body = {"model": "sim-llama-3-8b", "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": 2}
+    body = {
+        "model": "sim-llama-3-8b",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 2,
+    }
     with httpx.Client(base_url=target_of(dir_).layout.router_url, timeout=10) as client:
         for _ in range(n):
             counts[client.post("/v1/chat/completions", json=body).headers["x-inferops-track"]] += 1
@@ -82,7 +92,10 @@ def test_a_good_version_is_promoted(env_dir: Path) -> None:
     release = history(env_dir)[-1]
     assert release["outcome"] == "promoted"
     assert [(e["weight"], e["verdict"]) for e in release["events"]] == [
-        (25, "start"), (100, "continue"), (0, "promote")]
+        (25, "start"),
+        (100, "continue"),
+        (0, "promote"),
+    ]
     state = current_state(target_of(env_dir).repo())
     assert dict(state.stable.env) == {"INFEROPS_SIMULATOR_TTFT_MS": "30"}
     assert state.weight == 0 and state.canary.replicas == 0

@@ -10,26 +10,27 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import needs_binaries, write_config
 from prefect.testing.utilities import prefect_test_harness
 
 from inferops.config import load_config
 from inferops.environments import Target, open_target
 from inferops.gitops import messages
-from inferops.gitops.manifests import TrackSpec
 from inferops.platforms.base import NotLive
 from inferops.rollout import Candidate, canary_at, commit_state, current_state, rolled_back
-from conftest import needs_binaries, write_config
 
 BASE_PORT = 23000
-BODY = {"model": "sim-llama-3-8b", "messages": [{"role": "user", "content": "hello"}],
-        "max_tokens": 4}
+BODY = {
+    "model": "sim-llama-3-8b",
+    "messages": [{"role": "user", "content": "hello"}],
+    "max_tokens": 4,
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +39,13 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     from flows.environment import down, up
 
     dir_ = tmp_path_factory.mktemp("platform")
-    config = load_config(write_config(dir_, BASE_PORT))
+    path = write_config(dir_, BASE_PORT)
     with prefect_test_harness(server_startup_timeout=120):
-        up(config, "local")
+        up("local", str(path))
         try:
-            yield open_target(config, "local")
+            yield open_target(load_config(path), "local")
         finally:
-            down(config, "local")
+            down("local", str(path))
 
 
 def tracks_of(target: Target, n: int) -> collections.Counter[str]:
@@ -68,15 +69,21 @@ def test_a_committed_weight_becomes_the_live_split(target: Target) -> None:
     repo = target.repo()
     state = current_state(repo)
     candidate = Candidate(state.stable.image, (("INFEROPS_SIMULATOR_TTFT_MS", "5"),))
-    sha = commit_state(repo, canary_at(state, candidate, 25),
-                       messages.step("r-1", 1, 2, 25, candidate.image, "start", "test"))
+    sha = commit_state(
+        repo,
+        canary_at(state, candidate, 25),
+        messages.step("r-1", 1, 2, 25, candidate.image, "start", "test"),
+    )
     live = target.platform().wait_until_live(sha, 60)
     assert live.weights == {"stable": 75, "canary": 25}
     counts = tracks_of(target, 200)
     # nginx's weighted round robin is deterministic: the share is exact per cycle.
     assert counts["canary"] == pytest.approx(50, abs=8)
-    sha = commit_state(repo, rolled_back(current_state(repo)),
-                       messages.rollback("r-1", 1, 2, candidate.image, state.stable.image, "test"))
+    sha = commit_state(
+        repo,
+        rolled_back(current_state(repo)),
+        messages.rollback("r-1", 1, 2, candidate.image, state.stable.image, "test"),
+    )
     target.platform().wait_until_live(sha, 60)
     assert tracks_of(target, 20) == {"stable": 20}
 
@@ -85,8 +92,10 @@ def test_prometheus_scrapes_every_pod_with_track_and_version(target: Target) -> 
     deadline = time.monotonic() + 30
     labels: list[dict[str, str]] = []
     while time.monotonic() < deadline:
-        resp = httpx.get(f"{target.layout.prometheus_url}/api/v1/query",
-                         params={"query": 'up{job="inferops-service"} == 1'})
+        resp = httpx.get(
+            f"{target.layout.prometheus_url}/api/v1/query",
+            params={"query": 'up{job="inferops-service"} == 1'},
+        )
         labels = [r["metric"] for r in resp.json()["data"]["result"]]
         pods = {p["name"] for p in target.platform().status().pods}
         if {m["pod"] for m in labels} == pods:
@@ -121,8 +130,11 @@ def test_an_undeployable_commit_is_reported_and_the_live_state_kept(target: Targ
     with pytest.raises(NotLive, match="not in"):
         target.platform().wait_until_live(sha, 30)
     assert tracks_of(target, 10) == {"stable": 10}
-    restored = commit_state(repo, rolled_back(current_state(repo)),
-                            messages.rollback("r-9", 1, 2, missing, state.stable.image, "test"))
+    restored = commit_state(
+        repo,
+        rolled_back(current_state(repo)),
+        messages.rollback("r-9", 1, 2, missing, state.stable.image, "test"),
+    )
     target.platform().wait_until_live(restored, 60)
     assert before != restored
 
@@ -158,5 +170,3 @@ def _socket_inode(port: int) -> str | None:
         if state == "0A" and int(local.split(":")[1], 16) == port:
             return inode
     return None
-
-

@@ -48,7 +48,7 @@ def test_not_yaml_and_not_a_mapping() -> None:
 
 
 def test_unknown_environment_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown environment 'prod'.*local"):
+    with pytest.raises(ConfigError, match=r"unknown environment 'prod'.*local"):
         parse(BASE).environment("prod")
 
 

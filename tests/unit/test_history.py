@@ -9,8 +9,9 @@ OLD = "inferops-service@sha256:" + "d" * 64
 
 
 def commit(n: int, msg: messages.Message) -> Commit:
-    return Commit(f"{n:040d}", f"2026-11-29T10:00:{n:02d}+00:00", msg.subject, msg.body,
-                  msg.trailers)
+    return Commit(
+        f"{n:040d}", f"2026-11-29T10:00:{n:02d}+00:00", msg.subject, msg.body, msg.trailers
+    )
 
 
 def log_of(*msgs: messages.Message) -> list[Commit]:

@@ -18,8 +18,9 @@ SPEC = parse_spec(
 )
 
 
-def stats(track: str, n: float, errors: float = 0, p95: float | None = 0.3,
-          ttft: float | None = 0.06) -> WindowStats:
+def stats(
+    track: str, n: float, errors: float = 0, p95: float | None = 0.3, ttft: float | None = 0.06
+) -> WindowStats:
     return WindowStats(track, 10, n, errors, latency_p95_s=p95, ttft_p95_s=ttft)
 
 
@@ -65,7 +66,9 @@ def test_no_data_holds() -> None:
 
 def test_without_a_baseline_the_absolute_slos_still_judge() -> None:
     assert judge(stats("canary", 100), None, SPEC, final=True).decision is Decision.PROMOTE
-    assert judge(stats("canary", 100, p95=2.5), None, SPEC, final=True).decision is Decision.ROLLBACK
+    assert (
+        judge(stats("canary", 100, p95=2.5), None, SPEC, final=True).decision is Decision.ROLLBACK
+    )
 
 
 def test_verdict_serialises_with_its_evidence() -> None:

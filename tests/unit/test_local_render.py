@@ -1,7 +1,6 @@
 """nginx weights and Prometheus targets of the local platform."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,14 @@ IMG = "inferops-service@sha256:" + "e" * 64
 
 @pytest.mark.parametrize(
     ("weight", "n_stable", "n_canary", "expected"),
-    [(0, 2, 2, (1, 0)), (100, 2, 2, (0, 1)), (10, 2, 2, (9, 1)), (25, 2, 1, (3, 2)),
-     (50, 3, 1, (1, 3)), (10, 2, 0, (1, 0))],
+    [
+        (0, 2, 2, (1, 0)),
+        (100, 2, 2, (0, 1)),
+        (10, 2, 2, (9, 1)),
+        (25, 2, 1, (3, 2)),
+        (50, 3, 1, (1, 3)),
+        (10, 2, 0, (1, 0)),
+    ],
 )
 def test_server_weights_give_each_track_its_share(weight, n_stable, n_canary, expected) -> None:
     ws, wc = server_weights(weight, n_stable, n_canary)
@@ -24,7 +29,10 @@ def test_server_weights_give_each_track_its_share(weight, n_stable, n_canary, ex
 
 
 def pods() -> list[Pod]:
-    return [Pod("stable-1-0", "stable", IMG, 18100, 18101), Pod("canary-2-0", "canary", IMG, 18102, 18103)]
+    return [
+        Pod("stable-1-0", "stable", IMG, 18100, 18101),
+        Pod("canary-2-0", "canary", IMG, 18102, 18103),
+    ]
 
 
 def test_a_track_at_zero_percent_is_left_out() -> None:
@@ -39,8 +47,10 @@ def test_no_serving_pod_is_refused() -> None:
 
 def test_targets_carry_track_and_version_labels() -> None:
     targets = json.loads(render_targets(pods(), "local"))
-    assert targets[1]["labels"] == {"env": "local", "track": "canary", "version": "e" * 12,
-                                    "pod": "canary-2-0"}
+    assert targets[1]["labels"] == {
+        "env": "local",
+        "track": "canary",
+        "version": "e" * 12,
+        "pod": "canary-2-0",
+    }
     assert targets[0]["targets"] == ["127.0.0.1:18101"]
-
-

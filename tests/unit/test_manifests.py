@@ -63,7 +63,7 @@ def test_invalid_states_are_refused_before_writing(state: DesiredState, message:
 def test_manifests_without_a_canary_deployment_are_rejected() -> None:
     files = overlay()
     del files["canary.yaml"]
-    with pytest.raises(ManifestError, match="inferops.io/track=canary"):
+    with pytest.raises(ManifestError, match=r"inferops\.io/track=canary"):
         read_state(files)
 
 
