@@ -50,7 +50,7 @@ test-e2e: setup  ## End-to-end local releases
 lint: setup  ## ruff, mypy --strict, import-linter
 	$(BIN)/ruff check -q .
 	$(BIN)/ruff format --check -q .
-	$(BIN)/mypy inferops service/inferops_service
+	$(BIN)/mypy inferops flows service/inferops_service
 	$(BIN)/lint-imports --no-cache > /dev/null
 
 down: setup  ## Stop the local environment

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
 from prefect import flow, get_run_logger
 
@@ -17,7 +16,7 @@ def build(
     env: str = "local", version: str = "HEAD", config_path: str = "inferops.yaml"
 ) -> dict[str, str]:
     """Build ``service/`` at ``version``; returns the image (ref, digest, revision)."""
-    config = load_config(Path(config_path))
+    config = load_config(config_path)
     images_dir = config.env_state_dir(env) / "images"
     repo, source = source_repo(config.path(config.service_source))
     image = build_image(repo, version, source, images_dir)

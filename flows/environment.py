@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger, task
 
 from flows.build import build
@@ -40,7 +38,7 @@ def seed_gitops(repo: GitOpsRepo, config: Config, env: str, image: str) -> str:
 def up(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, object]:
     """Provision ``env``, seed its GitOps repository and start it."""
     log = get_run_logger()
-    config = load_config(Path(config_path))
+    config = load_config(config_path)
     provision(env, config_path)
     target = open_target(config, env)
     repo = target.repo()
@@ -67,7 +65,7 @@ def up(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, obje
 def down(env: str = "local", config_path: str = "inferops.yaml") -> bool:
     """Stop everything ``env`` runs and destroy its Terraform state."""
     log = get_run_logger()
-    config = load_config(Path(config_path))
+    config = load_config(config_path)
     stopped = False
     try:
         stopped = open_target(config, env).platform().stop()

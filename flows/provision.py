@@ -63,7 +63,7 @@ def destroy(config: Config, env: str) -> None:
 @flow(name="provision")
 def provision(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, Any]:
     """Provision ``env`` with Terraform and record its outputs."""
-    config = load_config(Path(config_path))
+    config = load_config(config_path)
     outputs = plan_and_apply(config, env)
     create_markdown_artifact(
         key=f"provision-{env}",

@@ -9,7 +9,6 @@ or, after the last step, promote.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -76,7 +75,7 @@ def analyse(
     final: bool,
 ) -> Verdict:
     """Measure both tracks over the window and judge the canary."""
-    steps.settle(1.0)
+    steps.settle(target.layout.scrape_interval_s)
     canary, baseline = steps.measure(
         target.metrics(), target.name, image, window, release_start, spec.min_requests
     )
@@ -125,6 +124,87 @@ def _judge_step(
     return verdict
 
 
+def _describe(image: str, env: tuple[tuple[str, str], ...]) -> str:
+    short = image.rpartition("@sha256:")[2][:12] or image
+    return short + (f" with {', '.join(f'{k}={v}' for k, v in env)}" if env else "")
+
+
+def _steps(
+    target: Target, spec: AnalysisSpec, release_id: str, candidate: Candidate
+) -> dict[str, Any]:
+    """Every step of one release, ending in a promotion or a rollback commit."""
+    repo = target.repo()
+    plan = target.env.canary.steps
+    total = len(plan)
+    release_start = time.time()
+    stable = steps.current_state(repo).stable
+    reason = (
+        f"{release_id} starts: canary {_describe(candidate.image, candidate.env)} "
+        f"against stable {_describe(stable.image, stable.env)}."
+    )
+    verdict_so_far = "start"
+    for index, weight in enumerate(plan, start=1):
+        state = steps.canary_at(steps.current_state(repo), candidate, weight)
+        message = messages.step(
+            release_id, index, total, weight, candidate.image, verdict_so_far, reason
+        )
+        try:
+            wait_live(target, commit(target, state, message))
+            verdict = _judge_step(
+                target,
+                spec,
+                release_id,
+                index,
+                weight,
+                candidate.image,
+                release_start,
+                final=index == total,
+            )
+        except Exception as exc:
+            # Fail safe: a step that cannot be judged is withdrawn before the error is reported.
+            reason = f"step {index} ({weight}%) failed: {exc}"
+            sha = commit(
+                target,
+                steps.rolled_back(steps.current_state(repo)),
+                messages.rollback(release_id, index, total, candidate.image, stable.image, reason),
+            )
+            wait_live(target, sha)
+            raise
+        reason = f"step {index} ({weight}%): {verdict.decision.value}: {verdict.reason}"
+        if verdict.decision in (Decision.ROLLBACK, Decision.HOLD):
+            if verdict.decision is Decision.HOLD:
+                reason += " Evidence stayed short after every extension: never promote on it."
+            sha = commit(
+                target,
+                steps.rolled_back(steps.current_state(repo)),
+                messages.rollback(release_id, index, total, candidate.image, stable.image, reason),
+            )
+            wait_live(target, sha)
+            return {
+                "release_id": release_id,
+                "decision": "rollback",
+                "revision": sha,
+                "verdict": verdict.to_dict(),
+                "step": index,
+                "weight": weight,
+            }
+        verdict_so_far = verdict.decision.value
+    sha = commit(
+        target,
+        steps.promoted(steps.current_state(repo)),
+        messages.promote(release_id, total, candidate.image, reason),
+    )
+    wait_live(target, sha)
+    return {
+        "release_id": release_id,
+        "decision": "promote",
+        "revision": sha,
+        "verdict": verdict.to_dict(),
+        "step": total,
+        "weight": 100,
+    }
+
+
 @flow(name="rollout")
 def rollout(
     image: str,
@@ -133,67 +213,14 @@ def rollout(
     config_path: str = "inferops.yaml",
 ) -> dict[str, Any]:
     """Roll ``image`` out on ``env`` as a canary; returns the final verdict."""
-    log = get_run_logger()
-    target = open_target(load_config(Path(config_path)), env)
+    target = open_target(load_config(config_path), env)
     repo = target.repo()
-    spec = target.slos()
-    plan = target.env.canary.steps
     candidate = Candidate(image, tuple(sorted((service_env or {}).items())))
-    release_id = history.next_release_id(repo.log())
-    with EnvironmentLock(target.lock_path(), env, f"release {release_id}"):
+    with EnvironmentLock(target.lock_path(), env, f"release {history.next_release_id(repo.log())}"):
         interrupted = steps.converge(repo)
         if interrupted:
-            log.warning("rolled back an interrupted release first (%s)", interrupted[:12])
+            get_run_logger().warning(
+                "rolled back an interrupted release first (%s)", interrupted[:12]
+            )
             wait_live(target, interrupted)
-        release_id = history.next_release_id(repo.log())
-        release_start = time.time()
-        stable_image = steps.current_state(repo).stable.image
-        verdict_so_far, reason = (
-            "start",
-            f"{release_id} starts: canary {image} against stable {stable_image}.",
-        )
-        total = len(plan)
-        for index, weight in enumerate(plan, start=1):
-            state = steps.canary_at(steps.current_state(repo), candidate, weight)
-            sha = commit(
-                target,
-                state,
-                messages.step(release_id, index, total, weight, image, verdict_so_far, reason),
-            )
-            wait_live(target, sha)
-            verdict = _judge_step(
-                target, spec, release_id, index, weight, image, release_start, final=index == total
-            )
-            reason = f"step {index} ({weight}%): {verdict.decision.value}: {verdict.reason}"
-            if verdict.decision in (Decision.ROLLBACK, Decision.HOLD):
-                if verdict.decision is Decision.HOLD:
-                    reason += " Evidence stayed short after every extension: never promote on it."
-                sha = commit(
-                    target,
-                    steps.rolled_back(steps.current_state(repo)),
-                    messages.rollback(release_id, index, total, image, stable_image, reason),
-                )
-                wait_live(target, sha)
-                return {
-                    "release_id": release_id,
-                    "decision": "rollback",
-                    "revision": sha,
-                    "verdict": verdict.to_dict(),
-                    "step": index,
-                    "weight": weight,
-                }
-            verdict_so_far = verdict.decision.value
-        sha = commit(
-            target,
-            steps.promoted(steps.current_state(repo)),
-            messages.promote(release_id, total, image, reason),
-        )
-        wait_live(target, sha)
-        return {
-            "release_id": release_id,
-            "decision": "promote",
-            "revision": sha,
-            "verdict": verdict.to_dict(),
-            "step": total,
-            "weight": 100,
-        }
+        return _steps(target, target.slos(), history.next_release_id(repo.log()), candidate)

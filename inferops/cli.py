@@ -36,15 +36,18 @@ def _config(path: Path) -> Config:
     return load_config(path)
 
 
-def _prepare(config: Config, env: str) -> None:
-    """Point Prefect at the environment's server when it runs, else ephemeral mode."""
+def _prepare(config: Config, env: str, use_server: bool = True) -> None:
+    """Point Prefect at the environment's server when it runs, else ephemeral mode.
+
+    ``down`` stops that server, so it never reports to it.
+    """
     from inferops.environments import NotProvisioned, open_target
     from inferops.settings import prepare_prefect
 
     server = None
     try:
         target = open_target(config, env)
-        if target.layout.prefect_enabled:
+        if use_server and target.layout.prefect_enabled:
             server = target.layout.prefect_api_url
     except NotProvisioned:
         pass
@@ -72,7 +75,7 @@ def up(
 def down(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -> None:
     """Stop everything ENV runs and destroy its Terraform state (GitOps history is kept)."""
     cfg = _config(config)
-    _prepare(cfg, env)
+    _prepare(cfg, env, use_server=False)
     from flows.environment import down as down_flow
 
     down_flow(env, str(config))

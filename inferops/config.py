@@ -95,6 +95,7 @@ class Config(_Strict):
     )
     environments: dict[str, Environment]
     root: Path = Field(default=Path("."), exclude=True)
+    source: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True)
 
     @field_validator("environments")
     @classmethod
@@ -144,14 +145,14 @@ def parse_config(text: str, source: Path, root: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping with an 'environments' key")
     try:
-        return Config.model_validate({**data, "root": root})
+        return Config.model_validate({**data, "root": root, "source": root / source.name})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Load inferops.yaml (default: ./inferops.yaml)."""
-    path = path or Path(DEFAULT_CONFIG)
+def load_config(path: Path | str | None = None) -> Config:
+    """Load inferops.yaml (default: ./inferops.yaml; an empty path means the default)."""
+    path = Path(path or DEFAULT_CONFIG)
     if not path.is_file():
         raise ConfigError(
             f"no {path} here: run inferops from the project folder or pass --config FILE"

@@ -23,6 +23,8 @@ from inferops.platforms.layout import LocalLayout
 from inferops.platforms.local import LocalPlatform
 
 OUTPUTS_FILE = "outputs.json"
+CODE_ROOT = Path(__file__).resolve().parents[1]
+"""The folder holding prefect.yaml and flows/, where deployments are made from."""
 
 
 class NotProvisioned(Exception):
@@ -94,5 +96,7 @@ def open_target(config: Config, name: str) -> Target:
         raise NotProvisioned(
             f"environment {name!r} is not provisioned: run `inferops up --env {name}`"
         ) from None
-    layout = LocalLayout.from_outputs(outputs, config.root.resolve(), env.prefect_server)
+    layout = LocalLayout.from_outputs(
+        outputs, CODE_ROOT, config.source.resolve(), env.prefect_server
+    )
     return Target(name, config, env, layout)

@@ -64,7 +64,8 @@ def resolve_revision(repo: Path, revision: str) -> str:
         ) from None
 
 
-def _tar_of(repo: Path, revision: str, source: str) -> bytes:
+def source_tar(repo: Path, revision: str, source: str) -> bytes:
+    """The service's tracked files at ``revision`` as a reproducible tar."""
     listing = _git(repo, "ls-tree", "-r", "-z", "--full-tree", revision, "--", source)
     entries = []
     for raw in listing.split(b"\0"):
@@ -105,7 +106,7 @@ def source_repo(source_dir: Path) -> tuple[Path, str]:
 def build(repo: Path, revision: str, source: str, images_dir: Path) -> Image:
     """Build ``source`` at ``revision`` into ``images_dir``; a rebuild is a no-op."""
     commit = resolve_revision(repo, revision)
-    data = _tar_of(repo, commit, source)
+    data = source_tar(repo, commit, source)
     hexdigest = hashlib.sha256(data).hexdigest()
     image = Image(f"{REPOSITORY}@sha256:{hexdigest}", f"sha256:{hexdigest}", commit, source)
     images_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ class LocalLayout:
     env: str
     state_dir: Path
     project_root: Path
+    config_path: Path
     redis_port: int
     prometheus_port: int
     scrape_interval: str
@@ -32,7 +33,11 @@ class LocalLayout:
 
     @classmethod
     def from_outputs(
-        cls, outputs: dict[str, Any], project_root: Path, prefect_enabled: bool
+        cls,
+        outputs: dict[str, Any],
+        project_root: Path,
+        config_path: Path,
+        prefect_enabled: bool,
     ) -> LocalLayout:
         """Build the layout from the local Terraform module's outputs."""
         try:
@@ -40,6 +45,7 @@ class LocalLayout:
                 env=str(outputs["environment"]),
                 state_dir=Path(outputs["state_dir"]),
                 project_root=project_root,
+                config_path=config_path,
                 redis_port=int(outputs["redis"]["port"]),
                 prometheus_port=int(outputs["prometheus"]["port"]),
                 scrape_interval=str(outputs["prometheus"].get("scrape_interval", "1s")),
@@ -59,6 +65,14 @@ class LocalLayout:
             raise ValueError(
                 f"the environment's Terraform outputs lack {exc}: run inferops provision again"
             ) from None
+
+    @property
+    def scrape_interval_s(self) -> float:
+        """Prometheus' scrape interval in seconds (from e.g. "1s" or "500ms")."""
+        text = self.scrape_interval
+        if text.endswith("ms"):
+            return float(text[:-2]) / 1000
+        return float(text.rstrip("s"))
 
     @property
     def router_url(self) -> str:
@@ -93,6 +107,7 @@ class LocalLayout:
         paths = {
             "state_dir",
             "project_root",
+            "config_path",
             "prefect_home",
             "gitops_remote",
             "gitops_workdir",

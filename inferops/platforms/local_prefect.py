@@ -33,6 +33,8 @@ def prefect_env(layout: LocalLayout) -> dict[str, str]:
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(layout.prefect_port),
         "PREFECT_UI_API_URL": layout.prefect_api_url,
+        # prefect.yaml passes it to the deployments as their config_path parameter.
+        "INFEROPS_CONFIG": str(layout.config_path),
     }
 
 

@@ -154,3 +154,14 @@ def test_bad_input_is_refused_with_a_clear_error(env_dir: Path) -> None:
     broken = inferops(env_dir, "release", "--env", "local", "--config", "broken.yaml")
     assert broken.returncode == 1
     assert "environments.local.terraform" in broken.stderr
+
+
+def test_a_step_that_cannot_go_live_is_withdrawn_and_reported(env_dir: Path) -> None:
+    missing = "inferops-service@sha256:" + "0" * 64
+    result = inferops(env_dir, "rollout", missing, "--env", "local")
+    assert result.returncode == 1
+    assert "could not go live" in result.stderr
+    release = history(env_dir)[-1]
+    assert release["outcome"] == "rolled back"
+    assert "failed" in release["events"][-1]["reason"]
+    assert live_tracks(env_dir) == {"stable": 40}

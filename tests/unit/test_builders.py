@@ -1,0 +1,107 @@
+"""Builders: reproducible local artifacts, and the Docker build driven at its CLI boundary."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferops.builders.docker import DockerBuilder, DockerUnavailable
+from inferops.builders.local import BuildError, build, source_repo, source_tar, unpack
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "service" / "pkg").mkdir(parents=True)
+    (root / "service" / "pkg" / "__init__.py").write_text("VERSION = 1\n")
+    (root / "service" / "Dockerfile").write_text("FROM scratch\n")
+    (root / "README").write_text("not part of the image\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    return root
+
+
+def test_the_same_source_gives_the_same_digest(repo: Path, tmp_path: Path) -> None:
+    first = build(repo, "HEAD", "service", tmp_path / "a")
+    (repo / "README").write_text("changed outside the service\n")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    second = build(repo, "HEAD", "service", tmp_path / "b")
+    assert first.digest == second.digest
+    assert first.revision != second.revision
+    data = (tmp_path / "a" / f"sha256-{first.digest[7:]}.tar").read_bytes()
+    assert "sha256:" + hashlib.sha256(data).hexdigest() == first.digest
+
+
+def test_a_service_change_changes_the_digest_and_unpacks(repo: Path, tmp_path: Path) -> None:
+    before = build(repo, "HEAD", "service", tmp_path)
+    (repo / "service" / "pkg" / "__init__.py").write_text("VERSION = 2\n")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "bump")
+    after = build(repo, "HEAD", "service", tmp_path)
+    assert before.digest != after.digest
+    root = unpack(tmp_path, after.ref)
+    assert (root / "pkg" / "__init__.py").read_text() == "VERSION = 2\n"
+    assert not (root / "README").exists()
+
+
+def test_bad_revisions_and_missing_images_say_what_to_do(repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="--version"):
+        build(repo, "no-such-branch", "service", tmp_path)
+    with pytest.raises(BuildError, match="build it first"):
+        unpack(tmp_path, "inferops-service@sha256:" + "1" * 64)
+    with pytest.raises(BuildError, match="git repository"):
+        source_repo(tmp_path)
+
+
+def test_a_tampered_artifact_is_refused(repo: Path, tmp_path: Path) -> None:
+    image = build(repo, "HEAD", "service", tmp_path)
+    (tmp_path / f"sha256-{image.digest[7:]}.tar").write_bytes(b"tampered")
+    with pytest.raises(BuildError, match="does not match its digest"):
+        unpack(tmp_path, image.ref)
+
+
+class FakeDocker:
+    """Answers like the docker CLI does, recording each call."""
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.calls: list[tuple[list[str], bytes | None]] = []
+        self.fail = fail
+
+    def __call__(self, argv: list[str], input: bytes | None = None, **_: Any) -> Any:
+        self.calls.append((argv, input))
+        if self.fail:
+            return subprocess.CompletedProcess(argv, 1, b"", self.fail.encode())
+        out = b""
+        if argv[1] == "inspect":
+            out = b"registry.example/inferops-service@sha256:" + b"f" * 64 + b"\n"
+        return subprocess.CompletedProcess(argv, 0, out, b"")
+
+
+def test_docker_builds_the_reproducible_context_and_pins_the_digest(repo: Path) -> None:
+    docker = FakeDocker()
+    image = DockerBuilder("registry.example/", run=docker).build(repo, "HEAD", "service")
+    assert image.ref == "registry.example/inferops-service@sha256:" + "f" * 64
+    build_argv, context = docker.calls[0]
+    assert build_argv[:2] == ["docker", "build"] and build_argv[-1] == "-"
+    assert context == source_tar(repo, image.revision, "service")
+    with tarfile.open(fileobj=io.BytesIO(context)) as tar:
+        assert "Dockerfile" in tar.getnames()
+    assert [c[0][1] for c in docker.calls] == ["build", "push", "inspect"]
+
+
+def test_no_docker_engine_is_a_clear_error(repo: Path) -> None:
+    docker = FakeDocker(fail="Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")
+    with pytest.raises(DockerUnavailable, match="no Docker engine"):
+        DockerBuilder("registry.example", run=docker).build(repo, "HEAD", "service")
