@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import needs_binaries, write_config
+
 from inferops.config import load_config
 from inferops.environments import open_target
 from inferops.gitops.history import releases
