@@ -215,7 +215,6 @@ def rollout(
     """Roll ``image`` out on ``env`` as a canary; returns the final verdict."""
     target = open_target(load_config(config_path), env)
     repo = target.repo()
-    candidate = Candidate(image, tuple(sorted((service_env or {}).items())))
     with EnvironmentLock(target.lock_path(), env, f"release {history.next_release_id(repo.log())}"):
         interrupted = steps.converge(repo)
         if interrupted:
@@ -223,4 +222,5 @@ def rollout(
                 "rolled back an interrupted release first (%s)", interrupted[:12]
             )
             wait_live(target, interrupted)
+        candidate = steps.candidate_for(steps.current_state(repo), image, service_env)
         return _steps(target, target.slos(), history.next_release_id(repo.log()), candidate)

@@ -125,8 +125,8 @@ SetOpt = Annotated[
     list[str],
     typer.Option(
         "--set",
-        help="Environment of the new version, KEY=VALUE (repeatable), "
-        "e.g. INFEROPS_SIMULATOR_TTFT_MS=30.",
+        help="Change the new version's environment (it starts as the stable version's): "
+        "KEY=VALUE sets, KEY= removes; repeatable, e.g. --set INFEROPS_SIMULATOR_TTFT_MS=30.",
     ),
 ]
 

@@ -10,6 +10,7 @@ verdict that would allow anything else.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from inferops.analysis.evidence import WindowStats
@@ -25,6 +26,22 @@ class Candidate:
 
     image: str
     env: tuple[tuple[str, str], ...] = ()
+
+
+def candidate_for(
+    state: DesiredState, image: str, overrides: Mapping[str, str] | None
+) -> Candidate:
+    """The new version: ``image`` with the stable environment changed by ``overrides``.
+
+    An override with an empty value removes that variable.
+    """
+    env = dict(state.stable.env)
+    for key, value in (overrides or {}).items():
+        if value == "":
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return Candidate(image, tuple(sorted(env.items())))
 
 
 def current_state(repo: GitOpsRepo) -> DesiredState:
