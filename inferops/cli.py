@@ -191,6 +191,7 @@ def status(
         "error": state.error,
         "weights": state.weights,
         "pods": list(state.pods),
+        "components": state.components,
         "endpoints": state.endpoints,
     }
     lines = [
@@ -202,7 +203,11 @@ def status(
         f"  {p['name']:<28} {p['track']:<7} :{p['port']}  restarts {p['restarts']}"
         for p in state.pods
     ]
-    lines += [f"  {k}: {v}" for k, v in state.endpoints.items()]
+    lines += [
+        f"  {name:<28} {'running' if c['running'] else 'DOWN':<7} restarts {c['restarts']}"
+        for name, c in state.components.items()
+    ]
+    lines += [f"  {k:<10} {v}" for k, v in state.endpoints.items()]
     if state.error:
         lines.append(f"  error: {state.error}")
     _print(data, as_json, "\n".join(lines))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,22 @@ def needs_binaries(*names: str) -> None:
     missing = [n for n in names if shutil.which(n) is None]
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: run `make setup` (installs them)")
+
+
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``inferops`` command as a user would, in ``cwd``."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/sbin:{os.environ['PATH']}"}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.run(
+        [f"{bin_dir}/inferops", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def write_config(

@@ -28,6 +28,7 @@ class LiveState:
     weights: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     endpoints: dict[str, str] = field(default_factory=dict)
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Platform(Protocol):

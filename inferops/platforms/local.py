@@ -148,8 +148,17 @@ class LocalPlatform:
             pods=tuple(data.get("pods", ())),
             weights=dict(data.get("weights", {})),
             error=data.get("error"),
-            endpoints={"router": self.layout.router_url, "prometheus": self.layout.prometheus_url},
+            components=dict(data.get("children", {})),
+            endpoints=self._endpoints(),
         )
+
+    def _endpoints(self) -> dict[str, str]:
+        lay = self.layout
+        out = {"router": lay.router_url, "prometheus": lay.prometheus_url, "redis": lay.redis_url}
+        if lay.prefect_enabled:
+            out["prefect"] = lay.prefect_api_url.removesuffix("/api")
+        out["gitops"] = str(lay.gitops_remote)
+        return out
 
     def wait_until_live(self, revision: str, timeout_s: float) -> LiveState:
         """Block until the agent reports ``revision`` live."""

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-import subprocess
-import sys
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import needs_binaries, write_config
+from conftest import needs_binaries, run_cli, write_config
 
 from inferops.config import load_config
 from inferops.environments import Target, open_target
@@ -32,32 +30,17 @@ GOOD = ["--set", "INFEROPS_SIMULATOR_TTFT_MS=30"]
 BAD = ["--set", "INFEROPS_FAULTS_EXTRA_LATENCY_MS=150", "--set", "INFEROPS_FAULTS_ERROR_RATE=0.08"]
 
 
-def inferops(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}:/usr/sbin:{os.environ['PATH']}"}
-    env.pop("PREFECT_API_URL", None)
-    return subprocess.run(
-        [f"{bin_dir}/inferops", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     needs_binaries("redis-server", "nginx", "prometheus")
     dir_ = tmp_path_factory.mktemp("e2e")
     write_config(dir_, BASE_PORT, steps="[25, 100]", window_s=5)
-    up = inferops(dir_, "up", "--env", "local")
+    up = run_cli(dir_, "up", "--env", "local")
     assert up.returncode == 0, up.stderr[-2000:]
     try:
         yield dir_
     finally:
-        down = inferops(dir_, "down", "--env", "local")
+        down = run_cli(dir_, "down", "--env", "local")
         assert down.returncode == 0, down.stderr[-2000:]
 
 
@@ -66,7 +49,7 @@ def target_of(dir_: Path) -> Target:
 
 
 def history(dir_: Path) -> list[dict]:
-    out = inferops(dir_, "history", "--env", "local", "--json")
+    out = run_cli(dir_, "history", "--env", "local", "--json")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -85,7 +68,7 @@ def live_tracks(dir_: Path, n: int = 40) -> collections.Counter[str]:
 
 
 def test_a_good_version_is_promoted(env_dir: Path) -> None:
-    result = inferops(env_dir, "release", "--env", "local", *GOOD, "--json")
+    result = run_cli(env_dir, "release", "--env", "local", *GOOD, "--json")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     verdict = json.loads(result.stdout)
     assert verdict["decision"] == "promote"
@@ -104,7 +87,7 @@ def test_a_good_version_is_promoted(env_dir: Path) -> None:
 
 def test_a_bad_version_is_rolled_back(env_dir: Path) -> None:
     before = current_state(target_of(env_dir).repo())
-    result = inferops(env_dir, "release", "--env", "local", *BAD)
+    result = run_cli(env_dir, "release", "--env", "local", *BAD)
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
     assert "ROLLBACK" in result.stdout and "error rate" in result.stdout
     release = history(env_dir)[-1]
@@ -122,7 +105,7 @@ def test_a_bad_version_is_rolled_back(env_dir: Path) -> None:
 def test_a_second_release_is_refused_while_one_holds_the_environment(env_dir: Path) -> None:
     target = target_of(env_dir)
     with EnvironmentLock(target.lock_path(), "local", "release r-99"):
-        result = inferops(env_dir, "release", "--env", "local", *GOOD)
+        result = run_cli(env_dir, "release", "--env", "local", *GOOD)
     assert result.returncode == 1
     assert "held by release r-99" in result.stderr
 
@@ -135,7 +118,7 @@ def test_an_interrupted_release_is_rolled_back_before_the_next(env_dir: Path) ->
     rid = f"r-{len(history(env_dir))}"
     sha = commit_state(repo, crashed, messages.step(rid, 1, 2, 25, state.stable.image, "start", ""))
     target.platform().wait_until_live(sha, 60)
-    result = inferops(env_dir, "release", "--env", "local", *BAD)
+    result = run_cli(env_dir, "release", "--env", "local", *BAD)
     assert result.returncode == 2, result.stderr[-3000:]
     releases = {r["release_id"]: r for r in history(env_dir)}
     interrupted = releases[rid]
@@ -145,23 +128,36 @@ def test_an_interrupted_release_is_rolled_back_before_the_next(env_dir: Path) ->
 
 
 def test_bad_input_is_refused_with_a_clear_error(env_dir: Path) -> None:
-    unknown = inferops(env_dir, "release", "--env", "prod")
+    unknown = run_cli(env_dir, "release", "--env", "prod")
     assert unknown.returncode == 1
     assert "unknown environment 'prod'" in unknown.stderr
-    bad_set = inferops(env_dir, "release", "--env", "local", "--set", "NOEQUALS")
+    bad_set = run_cli(env_dir, "release", "--env", "local", "--set", "NOEQUALS")
     assert bad_set.returncode == 1 and "KEY=VALUE" in bad_set.stderr
     (env_dir / "broken.yaml").write_text("environments:\n  local:\n    canary: {steps: [50]}\n")
-    broken = inferops(env_dir, "release", "--env", "local", "--config", "broken.yaml")
+    broken = run_cli(env_dir, "release", "--env", "local", "--config", "broken.yaml")
     assert broken.returncode == 1
     assert "environments.local.terraform" in broken.stderr
 
 
 def test_a_step_that_cannot_go_live_is_withdrawn_and_reported(env_dir: Path) -> None:
     missing = "inferops-service@sha256:" + "0" * 64
-    result = inferops(env_dir, "rollout", missing, "--env", "local")
+    result = run_cli(env_dir, "rollout", missing, "--env", "local")
     assert result.returncode == 1
     assert "could not go live" in result.stderr
     release = history(env_dir)[-1]
     assert release["outcome"] == "rolled back"
     assert "failed" in release["events"][-1]["reason"]
     assert live_tracks(env_dir) == {"stable": 40}
+
+
+def test_up_on_a_taken_port_says_which_and_what_to_do(tmp_path: Path) -> None:
+    needs_binaries("redis-server", "nginx", "prometheus")
+    write_config(tmp_path, 26000)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 26079))
+        taken.listen()
+        result = run_cli(tmp_path, "up", "--env", "local")
+    assert result.returncode == 1
+    assert "port 26079 for redis is taken" in result.stderr
+    assert "base_port" in result.stderr
+    assert run_cli(tmp_path, "down", "--env", "local").returncode == 0

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import needs_binaries, write_config
+from conftest import needs_binaries, run_cli, write_config
 
 from inferops.config import load_config
 from inferops.environments import open_target
@@ -29,32 +29,17 @@ BASE_PORT = 25000
 API = f"http://127.0.0.1:{BASE_PORT + 42}/api"
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}:/usr/sbin:{os.environ['PATH']}"}
-    env.pop("PREFECT_API_URL", None)
-    return subprocess.run(
-        [f"{bin_dir}/inferops", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     needs_binaries("redis-server", "nginx", "prometheus")
     dir_ = tmp_path_factory.mktemp("prefect-env")
     write_config(dir_, BASE_PORT, steps="[50, 100]", window_s=4, prefect_server=True)
-    up = cli(dir_, "up", "--env", "local")
+    up = run_cli(dir_, "up", "--env", "local")
     assert up.returncode == 0, up.stderr[-3000:]
     try:
         yield dir_
     finally:
-        down = cli(dir_, "down", "--env", "local")
+        down = run_cli(dir_, "down", "--env", "local")
         assert down.returncode == 0, down.stderr[-3000:]
 
 
