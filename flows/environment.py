@@ -6,32 +6,27 @@ from prefect import flow, get_run_logger, task
 
 from flows.build import build
 from flows.provision import destroy, provision
-from inferops.config import Config, load_config
-from inferops.environments import open_target
+from inferops.config import load_config
+from inferops.environments import Target, open_target
 from inferops.gitops import messages
-from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, write_state
-from inferops.gitops.repo import GitOpsRepo
+from inferops.gitops.manifests import seed
 from inferops.platforms.base import LiveState
 
 
-def _seed_files(config: Config, env: str) -> dict[str, str]:
-    overlay = config.path(config.environment(env).gitops_seed)
+def _seed_files(target: Target) -> dict[str, str]:
+    overlay = target.config.path(target.env.gitops_seed)
     return {p.name: p.read_text() for p in sorted(overlay.iterdir()) if p.is_file()}
 
 
 @task
-def seed_gitops(repo: GitOpsRepo, config: Config, env: str, image: str) -> str:
+def seed_gitops(target: Target, image: str) -> str:
     """Create the GitOps repository with the stable image, unless it exists."""
+    repo = target.repo()
     if repo.exists():
         return repo.head()
-    files = _seed_files(config, env)
-    seeded = read_state(files)
-    state = DesiredState(
-        stable=TrackSpec(image, seeded.stable.replicas, seeded.stable.env),
-        canary=TrackSpec(image, 0, ()),
-    )
-    msg = messages.seed(env, image)
-    return repo.create(write_state(files, state), msg.subject, msg.trailers)
+    files = seed(_seed_files(target), image, target.layout.stable_replicas)
+    msg = messages.seed(target.name, image)
+    return repo.create(files, msg.subject, msg.trailers)
 
 
 @flow(name="up")
@@ -41,10 +36,9 @@ def up(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, obje
     config = load_config(config_path)
     provision(env, config_path)
     target = open_target(config, env)
-    repo = target.repo()
-    if not repo.exists():
+    if not target.repo().exists():
         image = build(env, "HEAD", config_path)
-        seed_gitops(repo, config, env, image["ref"])
+        seed_gitops(target, image["ref"])
     state: LiveState = target.platform().start(progress=log.info)
     log.info(
         "environment %s is live at %s: router %s, prometheus %s",

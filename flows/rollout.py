@@ -144,7 +144,9 @@ def _steps(
     )
     verdict_so_far = "start"
     for index, weight in enumerate(plan, start=1):
-        state = steps.canary_at(steps.current_state(repo), candidate, weight)
+        state = steps.canary_at(
+            steps.current_state(repo), candidate, weight, target.layout.canary_replicas
+        )
         message = messages.step(
             release_id, index, total, weight, candidate.image, verdict_so_far, reason
         )

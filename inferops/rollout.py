@@ -49,9 +49,11 @@ def current_state(repo: GitOpsRepo) -> DesiredState:
     return read_state(repo.files())
 
 
-def canary_at(state: DesiredState, candidate: Candidate, weight: int) -> DesiredState:
-    """The canary running ``candidate`` with as many replicas as stable, at ``weight``."""
-    canary = TrackSpec(candidate.image, max(1, state.stable.replicas), candidate.env)
+def canary_at(
+    state: DesiredState, candidate: Candidate, weight: int, replicas: int | None = None
+) -> DesiredState:
+    """The canary running ``candidate`` at ``weight`` (replicas default: as many as stable)."""
+    canary = TrackSpec(candidate.image, replicas or max(1, state.stable.replicas), candidate.env)
     return replace(state, canary=canary, weight=weight).validate()
 
 

@@ -159,6 +159,13 @@ def read_state(files: Mapping[str, str]) -> DesiredState:
     return DesiredState(stable=stable, canary=canary, weight=weight).validate()
 
 
+def seed(files: Mapping[str, str], image: str, replicas: int) -> dict[str, str]:
+    """The manifests of a new environment: ``image`` stable on ``replicas``, no canary."""
+    stable = read_state(files).stable
+    state = DesiredState(TrackSpec(image, replicas, stable.env), TrackSpec(image, 0, ()))
+    return write_state(files, state)
+
+
 def _set_track(dep: dict[str, Any], spec: TrackSpec) -> None:
     dep["spec"]["replicas"] = spec.replicas
     for c in dep["spec"]["template"]["spec"]["containers"]:

@@ -25,6 +25,8 @@ class LocalLayout:
     prefect_enabled: bool
     service_port_start: int
     service_port_end: int
+    stable_replicas: int
+    canary_replicas: int
     gitops_remote: Path
     gitops_workdir: Path
     gitops_branch: str
@@ -55,6 +57,8 @@ class LocalLayout:
                 prefect_enabled=prefect_enabled,
                 service_port_start=int(outputs["services"]["port_start"]),
                 service_port_end=int(outputs["services"]["port_end"]),
+                stable_replicas=int(outputs["services"].get("stable_replicas", 2)),
+                canary_replicas=int(outputs["services"].get("canary_replicas", 2)),
                 gitops_remote=Path(outputs["gitops"]["remote"]),
                 gitops_workdir=Path(outputs["gitops"]["workdir"]),
                 gitops_branch=str(outputs["gitops"]["branch"]),

@@ -10,6 +10,7 @@ from inferops.gitops.manifests import (
     ManifestError,
     TrackSpec,
     read_state,
+    seed,
     write_state,
 )
 
@@ -72,3 +73,9 @@ def test_broken_yaml_names_the_file() -> None:
     files["traffic.yaml"] = "kind: [unclosed"
     with pytest.raises(ManifestError, match=r"traffic\.yaml"):
         read_state(files)
+
+
+def test_seeding_puts_the_image_on_stable_and_empties_the_canary() -> None:
+    state = read_state(seed(overlay(), IMG_A, 3))
+    assert state.stable == TrackSpec(IMG_A, 3)
+    assert state.canary.replicas == 0 and state.weight == 0
