@@ -137,11 +137,16 @@ class LocalPlatform:
         return True
 
     def status(self) -> LiveState:
-        """The live state as the agent last reported it."""
+        """The live state as the agent last reported it (nothing is live without the agent)."""
         try:
             data = json.loads(self.status_path.read_text())
         except (OSError, ValueError):
             return LiveState(revision=None, live=False, error="the environment is not running")
+        if self.agent_pid() is None:
+            data["live"] = False
+            data["error"] = data.get("error") or (
+                f"the local agent is not running (see {self.log_path}): run inferops up"
+            )
         return LiveState(
             revision=data.get("revision"),
             live=bool(data.get("live")),

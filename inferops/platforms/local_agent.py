@@ -37,6 +37,7 @@ from inferops.platforms.local_render import (
     render_nginx,
     render_prometheus,
     render_redis,
+    render_revision,
     render_targets,
     render_upstreams,
     server_weights,
@@ -46,6 +47,7 @@ from inferops.platforms.supervisor import Child, Supervisor
 log = logging.getLogger("inferops.agent")
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.25
+PORT_GRACE_S = 15.0
 
 
 class ReconcileError(Exception):
@@ -63,10 +65,22 @@ def _http_ok(url: str, timeout: float = 1.0) -> str | None:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # As the servers themselves do: connections in TIME_WAIT must not count as taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
             return False
+    return True
+
+
+def _wait_port_free(port: int, timeout_s: float) -> bool:
+    """True once ``port`` is free; a previous agent's children may still be exiting."""
+    deadline = time.monotonic() + timeout_s
+    while not _port_free(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
     return True
 
 
@@ -111,7 +125,7 @@ class Agent:
             (lay.prometheus_port, "prometheus"),
             (lay.router_port, "nginx"),
         ):
-            if not _port_free(port):
+            if not _wait_port_free(port, PORT_GRACE_S):
                 raise ReconcileError(
                     f"port {port} for {what} is taken: stop what uses it, "
                     "or set another base_port in inferops.yaml"
@@ -149,6 +163,7 @@ class Agent:
         (self.nginx_dir / "upstreams.conf").write_text(
             "upstream inferops_service { server 127.0.0.1:9 down; }\n"
         )
+        (self.nginx_dir / "revision.conf").write_text(render_revision("none"))
         self._nginx(["-t"])
         self.sup.add(
             Child(
@@ -158,6 +173,7 @@ class Agent:
                 stop_signal=signal.SIGQUIT,
             )
         )
+        self._wait_router("none")
         if lay.prefect_enabled:
             for child in prefect_children(lay):
                 self.sup.add(child)
@@ -228,6 +244,15 @@ class Agent:
         self.sup.remove(f"pod/{name}")
         self.pods.pop(name, None)
 
+    def _wait_router(self, revision: str) -> None:
+        """Wait until nginx's workers serve the new configuration (a reload is asynchronous)."""
+        url = f"http://127.0.0.1:{self.layout.router_port}/-/revision"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while _http_ok(url, 0.5) != revision:
+            if time.monotonic() >= deadline:
+                raise ReconcileError(f"nginx did not load the configuration of {revision[:12]}")
+            time.sleep(0.05)
+
     def _wait_ready(self, pods: list[Pod]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         waiting = list(pods)
@@ -266,7 +291,9 @@ class Agent:
         serving = [self.pods[n] for n in wanted]
         upstreams = render_upstreams(serving, state.weight, revision)
         (self.nginx_dir / "upstreams.conf").write_text(upstreams)
+        (self.nginx_dir / "revision.conf").write_text(render_revision(revision))
         self._nginx(["-s", "reload"])
+        self._wait_router(revision)
         targets = self.layout.state_dir / "prometheus" / "targets.json"
         tmp = targets.with_suffix(".tmp")
         tmp.write_text(render_targets(serving, self.layout.env))
@@ -333,6 +360,10 @@ class Agent:
                 except ReconcileError as exc:
                     self.error = f"commit {head[:12]} could not go live: {exc}"
                     log.error("%s", self.error)
+                    failed, retry_at = head, time.monotonic() + 5.0
+                except Exception as exc:  # a bug must not take the environment down
+                    self.error = f"commit {head[:12]} could not go live: internal error: {exc!r}"
+                    log.exception("reconcile of %s failed", head[:12])
                     failed, retry_at = head, time.monotonic() + 5.0
             self.write_status()
             self.stopping.wait(POLL_S)

@@ -79,6 +79,7 @@ http {{
     include {d}/upstreams.conf;
     server {{
         listen 127.0.0.1:{port};
+        include {d}/revision.conf;
         location / {{
             proxy_pass http://inferops_service;
             proxy_http_version 1.1;
@@ -89,6 +90,16 @@ http {{
     }}
 }}
 """
+
+
+def render_revision(revision: str) -> str:
+    """A location answering the revision nginx serves, to tell when a reload took effect."""
+    return (
+        "location = /-/revision {\n"
+        "    default_type text/plain;\n"
+        f'    return 200 "{revision}";\n'
+        "}\n"
+    )
 
 
 def render_targets(pods: Sequence[Pod], env: str) -> str:

@@ -170,3 +170,20 @@ def _socket_inode(port: int) -> str | None:
         if state == "0A" and int(local.split(":")[1], 16) == port:
             return inode
     return None
+
+
+def test_a_killed_agent_takes_nothing_with_it_and_up_converges(target: Target) -> None:
+    platform = target.platform()
+    before = platform.status()
+    ports = [p["port"] for p in before.pods]
+    agent = platform.agent_pid()
+    assert agent is not None
+    os.kill(agent, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_pid_listening(p, wait=False) for p in ports):
+        time.sleep(0.2)
+    assert not platform.status().live
+    assert not any(_pid_listening(p, wait=False) for p in ports)  # no orphan holds a port
+    after = platform.start(timeout_s=120, progress=lambda _: None)
+    assert after.live and after.revision == before.revision
+    assert sum(tracks_of(target, 10).values()) == 10
