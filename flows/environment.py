@@ -7,7 +7,7 @@ from prefect import flow, get_run_logger, task
 from flows.build import build
 from flows.provision import destroy, provision
 from inferops.config import load_config
-from inferops.environments import Target, open_target
+from inferops.environments import Target, open_target, retire_outputs
 from inferops.gitops import messages
 from inferops.gitops.manifests import seed
 from inferops.platforms.base import LiveState
@@ -66,6 +66,6 @@ def down(env: str = "local", config_path: str = "inferops.yaml") -> bool:
     except Exception as exc:  # not provisioned: nothing runs, still destroy the state
         log.info("nothing running for %s (%s)", env, exc)
     destroy(config, env)
-    (config.env_state_dir(env) / "outputs.json").unlink(missing_ok=True)
+    retire_outputs(config, env)
     log.info("environment %s is down; its GitOps history is kept", env)
     return stopped

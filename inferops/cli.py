@@ -7,7 +7,9 @@ Errors print one line that says what is wrong and what to do.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -221,7 +223,7 @@ def history(
     from inferops.environments import open_target
     from inferops.gitops.history import releases
 
-    target = open_target(_config(config), env)
+    target = open_target(_config(config), env, destroyed_ok=True)
     repo = target.repo()
     found = releases(repo.log())
     if as_json:
@@ -245,7 +247,13 @@ def history(
                 f"{e.verdict:<9} {e.subject}"
             )
             if e.reason and e.verdict not in ("seed",):
-                lines.append(f"{'':>34}{e.reason.splitlines()[0][:160]}")
+                width = max(60, shutil.get_terminal_size((120, 24)).columns - 6)
+                lines += textwrap.wrap(
+                    " ".join(e.reason.split()),
+                    width,
+                    initial_indent=" " * 6,
+                    subsequent_indent=" " * 6,
+                )
     lines.append(f"\nGitOps repository: {repo.remote} (git --git-dir {repo.remote} log)")
     lines.append(
         f"Load-test samples and logs: {target.state_dir / 'loadtests'}, {target.state_dir / 'logs'}"

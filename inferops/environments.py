@@ -23,6 +23,7 @@ from inferops.platforms.layout import LocalLayout
 from inferops.platforms.local import LocalPlatform
 
 OUTPUTS_FILE = "outputs.json"
+LAST_OUTPUTS_FILE = "outputs.last.json"
 CODE_ROOT = Path(__file__).resolve().parents[1]
 """The folder holding prefect.yaml and flows/, where deployments are made from."""
 
@@ -86,13 +87,30 @@ def save_outputs(config: Config, name: str, outputs: dict[str, Any]) -> Path:
     return path
 
 
-def open_target(config: Config, name: str) -> Target:
-    """The wired environment, or NotProvisioned saying what to run."""
-    env = config.environment(name)
+def retire_outputs(config: Config, name: str) -> None:
+    """Mark an environment destroyed, keeping its last outputs for reading its history."""
     path = config.env_state_dir(name) / OUTPUTS_FILE
-    try:
-        outputs = json.loads(path.read_text())
-    except (OSError, ValueError):
+    if path.exists():
+        path.replace(path.with_name(LAST_OUTPUTS_FILE))
+
+
+def open_target(config: Config, name: str, destroyed_ok: bool = False) -> Target:
+    """The wired environment, or NotProvisioned saying what to run.
+
+    With ``destroyed_ok`` an environment that was brought down is opened from
+    its last outputs, for reading what it left (its GitOps history).
+    """
+    env = config.environment(name)
+    state = config.env_state_dir(name)
+    candidates = [state / OUTPUTS_FILE] + ([state / LAST_OUTPUTS_FILE] if destroyed_ok else [])
+    outputs = None
+    for path in candidates:
+        try:
+            outputs = json.loads(path.read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    if outputs is None:
         raise NotProvisioned(
             f"environment {name!r} is not provisioned: run `inferops up --env {name}`"
         ) from None

@@ -42,6 +42,9 @@ def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     finally:
         down = run_cli(dir_, "down", "--env", "local")
         assert down.returncode == 0, down.stderr[-2000:]
+        # The environment is gone; its history is not.
+        kept = run_cli(dir_, "history", "--env", "local")
+        assert kept.returncode == 0 and "PROMOTED" in kept.stdout, kept.stderr
 
 
 def target_of(dir_: Path) -> Target:
