@@ -9,10 +9,18 @@ Contract:
 - ``GET /health`` is 200 while the process serves; ``GET /ready`` is 200 once started and
   503 once draining has begun, so the platform stops routing here before shutdown.
 - Errors, including unknown URLs and wrong methods, use OpenAI's error shape: 400 invalid,
-  404 unknown model or URL, 405, 413 body over 1 MiB, 500 injected or unexpected failure.
+  401 missing or bad API key, 404 unknown model or URL, 405, 413 body over
+  ``limits.max_body_bytes``, 415 not JSON (when required), 429 rate limited, 500 injected
+  or unexpected failure (or PII screening failed), 503 rate limits cannot be checked.
 - Every response carries ``x-inferops-version`` and ``x-inferops-track`` from the settings.
+- The ``/v1`` routes go through :mod:`inferops_service.security` when it is configured, in
+  this order: API key (no I/O), content type, body size, parsing and validation, rate limit
+  (one Redis round trip), PII screening, the model, then metrics and one audit record.
+  Cheap checks come first, so a request without a valid key costs neither a body read nor
+  Redis. With nothing configured, each step is a single ``if``.
 
-:func:`create_app` builds everything from its arguments: no globals, no I/O until served.
+:func:`create_app` builds everything from its arguments: no globals, no I/O until served
+(the audit log and Redis are opened in the lifespan).
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -34,7 +44,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from inferops_service.config import ServiceSettings
+from inferops_service import audit, pii, redis_client
+from inferops_service.auth import Principal
+from inferops_service.config import LimitSettings, ServiceSettings
 from inferops_service.metrics import CHAT_ROUTE, OTHER_ROUTE, ServiceMetrics
 from inferops_service.protocol import (
     DONE_EVENT,
@@ -45,9 +57,13 @@ from inferops_service.protocol import (
     error_body,
     parse_chat_request,
 )
+from inferops_service.ratelimit import RateLimiter
+from inferops_service.security import Refusal, Security
 from inferops_service.simulator import Plan, Simulator, prompt_fingerprint
 
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = LimitSettings().max_body_bytes
+MODELS_ROUTE = "/v1/models"
+MODEL_ROUTE = "/v1/models/{model:path}"
 JSON = "application/json"
 # Streamed text goes out about every 25 ms (at most 16 tokens an event): smooth for a
 # client, yet few enough events that serialising them stays cheap.
@@ -78,19 +94,39 @@ def create_app(
     *,
     metrics: ServiceMetrics | None = None,
     simulator: Simulator | None = None,
+    redis: Redis | None = None,
+    limiter: RateLimiter | None = None,
+    screen: pii.Screen | None = None,
 ) -> Starlette:
-    """Build the service's ASGI app; ``app.state.service`` is its :class:`ServiceState`."""
+    """Build the service's ASGI app; ``app.state.service`` is its :class:`ServiceState`.
+
+    ``redis`` is a client to share (the caller closes it); without one, the app opens its
+    own from ``redis.url`` when a key has limits. ``limiter`` and ``screen`` replace the
+    Redis rate limiter and the PII screen (tests inject failing ones).
+    """
     metrics = ServiceMetrics() if metrics is None else metrics
     simulator = Simulator(settings.simulator, settings.faults) if simulator is None else simulator
     metrics.track_batch(lambda: simulator.active, lambda: simulator.queued)
     state = ServiceState()
-    api = _Api(settings, simulator, metrics, state)
+    security = Security(settings, metrics, limiter=limiter, screen=screen)
+    api = _Api(settings, simulator, metrics, state, security)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        state.ready = not state.draining
-        yield
-        state.begin_draining()
+        # One client and pool for every concern that uses Redis, opened in the serving loop.
+        shared = redis
+        owned = None
+        if shared is None and security.needs_redis:
+            shared = owned = redis_client.connect(settings.redis)
+        security.start(shared)
+        try:
+            state.ready = not state.draining
+            yield
+        finally:
+            state.begin_draining()
+            security.stop()
+            if owned is not None:
+                await owned.aclose()
 
     identity = [
         (b"x-inferops-version", settings.identity.version.encode("latin-1", "replace")),
@@ -99,8 +135,8 @@ def create_app(
     app = Starlette(
         routes=[
             Route(CHAT_ROUTE, api.chat_completions, methods=["POST"]),
-            Route("/v1/models", api.list_models, methods=["GET"]),
-            Route("/v1/models/{model:path}", api.get_model, methods=["GET"]),
+            Route(MODELS_ROUTE, api.list_models, methods=["GET"]),
+            Route(MODEL_ROUTE, api.get_model, methods=["GET"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/ready", api.ready, methods=["GET"]),
         ],
@@ -121,7 +157,7 @@ def service_state(app: Starlette) -> ServiceState:
 
 
 class _Api:
-    """The route handlers, bound to one app's settings, simulator and metrics."""
+    """The route handlers, bound to one app's settings, simulator, metrics and security."""
 
     def __init__(
         self,
@@ -129,12 +165,15 @@ class _Api:
         simulator: Simulator,
         metrics: ServiceMetrics,
         state: ServiceState,
+        security: Security,
     ) -> None:
         self._settings = settings
         self._model = settings.model
         self._sim = simulator
         self._metrics = metrics
         self._state = state
+        self._security = security
+        self._max_body = settings.limits.max_body_bytes
         self._model_object = {
             "id": settings.model,
             "object": "model",
@@ -146,14 +185,36 @@ class _Api:
     async def chat_completions(self, request: Request) -> Response:
         """Answer a chat completion, streamed or not, at the simulated model's pace."""
         started = time.perf_counter()
+        security = self._security
+        headers = request.scope["headers"]
+        principal: Principal | None = None
         try:
-            body = await _read_body(request)
-            chat = parse_chat_request(body, self._settings.simulator.max_output_tokens)
+            principal = security.authenticate(headers)
+            security.check_content_type(headers)
+            body = await _read_body(request, self._max_body)
+            chat = parse_chat_request(
+                body, self._settings.simulator.max_output_tokens, self._settings.limits
+            )
             if chat.model != self._model:
                 raise _unknown_model(chat.model)
+            limit_headers = None
+            if principal is not None and principal.limited:
+                limit_headers = await security.admit(principal, chat)
+            screened = security.screen(chat.prompt_text)
         except RequestError as exc:
+            event = exc.event if isinstance(exc, Refusal) else audit.REQUEST
+            security.record(event, CHAT_ROUTE, exc.status, principal, detail=exc.code)
             return _error_response(exc)
+        screened_text = chat.prompt_text if screened is None else screened.text
+        # The model sees the masked prompt when masking, else the prompt as sent.
+        prompt = screened_text if security.pii_mode == "mask" else chat.prompt_text
+        trail = _Trail(
+            principal,
+            security.prompt_digest(screened_text),
+            screened.found or None if screened is not None else None,
+        )
         if self._sim.should_fail():
+            self._audit(trail, 500, detail="simulated fault")
             return _error_response(
                 RequestError(
                     500,
@@ -161,12 +222,17 @@ class _Api:
                     type_="server_error",
                 )
             )
-        plan = self._sim.plan(
-            len(chat.prompt_text), prompt_fingerprint(chat.prompt_text), chat.max_tokens
-        )
+        try:
+            plan = self._sim.plan(len(prompt), prompt_fingerprint(prompt), chat.max_tokens)
+        except Exception:
+            self._audit(trail, 500, detail="internal error")
+            raise
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        trail.completion_id = completion_id
         if chat.stream:
-            return EventStreamResponse(self._stream(chat, plan, completion_id, started))
+            return EventStreamResponse(
+                self._stream(chat, plan, completion_id, started, trail), limit_headers
+            )
         pieces: list[str] = []
         first_token_at = started
         async with aclosing(
@@ -176,32 +242,44 @@ class _Api:
                 if not pieces:
                     first_token_at = time.perf_counter()
                 pieces.append(piece)
-        self._account(plan, started, first_token_at, time.perf_counter())
+        self._account(plan, started, first_token_at, time.perf_counter(), trail)
         return Response(
-            completion_body(completion_id, self._model, plan, "".join(pieces)), media_type=JSON
+            completion_body(completion_id, self._model, plan, "".join(pieces)),
+            headers=limit_headers,
+            media_type=JSON,
         )
 
     async def _stream(
-        self, chat: ChatRequest, plan: Plan, completion_id: str, started: float
+        self, chat: ChatRequest, plan: Plan, completion_id: str, started: float, trail: _Trail
     ) -> AsyncGenerator[bytes, None]:
         writer = ChunkWriter(completion_id, self._model, chat.include_usage)
         first_token_at: float | None = None
-        async with aclosing(
-            self._sim.generate(plan, STREAM_STEP_SECONDS, STREAM_MAX_STEP_TOKENS)
-        ) as text:
-            async for piece in text:
-                first = first_token_at is None
-                if first:
-                    first_token_at = time.perf_counter()
-                yield writer.content(piece, first)
-        self._account(plan, started, first_token_at or started, time.perf_counter())
+        finished = False
+        try:
+            async with aclosing(
+                self._sim.generate(plan, STREAM_STEP_SECONDS, STREAM_MAX_STEP_TOKENS)
+            ) as text:
+                async for piece in text:
+                    first = first_token_at is None
+                    if first:
+                        first_token_at = time.perf_counter()
+                    yield writer.content(piece, first)
+            finished = True
+            self._account(plan, started, first_token_at or started, time.perf_counter(), trail)
+        finally:
+            if not finished:
+                # The client left, or generation failed: the record says it did not finish.
+                self._audit(trail, 200, detail="stream ended early")
         yield writer.finish(plan)
         if chat.include_usage:
             yield writer.usage(plan)
         yield DONE_EVENT
 
-    def _account(self, plan: Plan, started: float, first_token_at: float, ended: float) -> None:
+    def _account(
+        self, plan: Plan, started: float, first_token_at: float, ended: float, trail: _Trail
+    ) -> None:
         tokens_after_first = plan.completion_tokens - 1
+        cost = self._settings.cost.usd_for(plan.prompt_tokens, plan.completion_tokens)
         self._metrics.observe_completion(
             CHAT_ROUTE,
             ttft_seconds=first_token_at - started,
@@ -210,19 +288,61 @@ class _Api:
             else None,
             input_tokens=plan.prompt_tokens,
             output_tokens=plan.completion_tokens,
-            cost_usd=self._settings.cost.usd_for(plan.prompt_tokens, plan.completion_tokens),
+            cost_usd=cost,
+        )
+        self._audit(
+            trail,
+            200,
+            prompt_tokens=plan.prompt_tokens,
+            completion_tokens=plan.completion_tokens,
+            cost_usd=cost,
+        )
+
+    def _audit(self, trail: _Trail, status: int, **fields: Any) -> None:
+        if self._security.audit is None:
+            return
+        self._security.record(
+            audit.REQUEST,
+            CHAT_ROUTE,
+            status,
+            trail.principal,
+            prompt_sha256=trail.prompt_sha256,
+            pii=trail.pii,
+            id=trail.completion_id,
+            **fields,
         )
 
     async def list_models(self, request: Request) -> Response:
         """List the one model this service serves."""
+        refused = self._guard_read(request, MODELS_ROUTE)
+        if refused is not None:
+            return refused
         return Response(self._models_body, media_type=JSON)
 
     async def get_model(self, request: Request) -> Response:
         """Describe the served model, or 404 for any other id."""
+        refused = self._guard_read(request, MODEL_ROUTE)
+        if refused is not None:
+            return refused
         model = request.path_params["model"]
         if model != self._model:
             return _error_response(_unknown_model(model))
         return Response(orjson.dumps(self._model_object), media_type=JSON)
+
+    def _guard_read(self, request: Request, route: str) -> Response | None:
+        """Authenticate a read-only route and audit it; return the refusal, if any."""
+        security = self._security
+        if security.keys is None and security.audit is None:
+            return None
+        try:
+            principal = security.authenticate(request.scope["headers"])
+        except Refusal as exc:
+            security.record(exc.event, route, exc.status, None, detail=exc.code)
+            return _error_response(exc)
+        model = request.path_params.get("model")
+        status = 404 if model is not None and model != self._model else 200
+        security.record(audit.REQUEST, route, status, principal)
+        return None
 
     async def health(self, request: Request) -> Response:
         """Report that the process is alive."""
@@ -236,20 +356,30 @@ class _Api:
         return Response(orjson.dumps({"status": status}), status_code=503, media_type=JSON)
 
 
-async def _read_body(request: Request) -> bytes:
+@dataclass(slots=True)
+class _Trail:
+    """What a chat request's audit record says about it, gathered along the way."""
+
+    principal: Principal | None
+    prompt_sha256: str | None
+    pii: dict[str, int] | None
+    completion_id: str | None = None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     too_large = RequestError(
         413,
-        f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.",
+        f"The request body exceeds the limit of {limit} bytes.",
         code="request_too_large",
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
@@ -265,7 +395,9 @@ def _unknown_model(model: str) -> RequestError:
 
 
 def _error_response(exc: RequestError, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(exc.body(), status_code=exc.status, headers=headers, media_type=JSON)
+    return Response(
+        exc.body(), status_code=exc.status, headers=headers or exc.headers, media_type=JSON
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -291,11 +423,13 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncGenerator[bytes, None]) -> None:
+    def __init__(
+        self, events: AsyncGenerator[bytes, None], headers: Mapping[str, str] | None = None
+    ) -> None:
         self._events = events
         self.status_code = 200
         self.background = None
-        self.init_headers({"cache-control": "no-cache"})
+        self.init_headers({"cache-control": "no-cache", **(headers or {})})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream the events to the client until they end or the client disconnects."""

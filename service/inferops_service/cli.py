@@ -8,7 +8,12 @@ Contract:
   for ``--drain-seconds``, then stops accepting connections and lets in-flight requests
   finish for up to ``--graceful-timeout`` seconds. A second signal skips what is left.
 - ``check-config FILE`` prints the effective configuration (file plus environment) as YAML.
-- Exit 2 on an invalid configuration, 1 when the server cannot start.
+- ``keys hash`` reads an API key from stdin and prints the SHA-256 that ``auth.keys``
+  takes; ``keys new`` prints a fresh random key and its hash.
+- ``audit verify FILE`` checks an audit log's hash chain: exit 0 and the record count and
+  head hash when intact, exit 1 naming the first bad line, exit 2 when it cannot be read.
+- ``serve`` exits 2 on an invalid configuration, 1 when the server cannot start (a port is
+  taken, the audit log cannot be continued).
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from prometheus_client import start_http_server
 from uvicorn.config import STARTUP_FAILURE
 
+from inferops_service import audit
 from inferops_service.app import create_app, service_state
+from inferops_service.auth import hash_key, new_key
 from inferops_service.config import (
     CONFIG_FILE_ENV,
     ConfigError,
@@ -36,10 +44,13 @@ from inferops_service.config import (
     to_yaml,
 )
 from inferops_service.metrics import ServiceMetrics
+from inferops_service.redis_client import describe
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_BAD_CONFIG = 2
+EXIT_TAMPERED = 1
+EXIT_UNREADABLE = 2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 log = logging.getLogger("inferops_service")
@@ -105,6 +116,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE", help="YAML settings file")
     check.set_defaults(handler=_check_config)
+
+    keys = commands.add_parser(
+        "keys",
+        help="make API keys and the hashes auth.keys takes",
+        description="API keys are configured only as SHA-256 hashes (auth.keys[].key_sha256).",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    key_commands.add_parser(
+        "hash",
+        help="read a key from stdin, print its SHA-256",
+        description="Read one API key from stdin (surrounding whitespace is ignored) and print "
+        "the hex SHA-256 to put in auth.keys[].key_sha256. Example: "
+        'printf %%s "$KEY" | inferops-service keys hash',
+    ).set_defaults(handler=_keys_hash)
+    key_commands.add_parser(
+        "new",
+        help="print a fresh random key and its SHA-256",
+        description="Print a new random API key on the first line and its SHA-256 on the "
+        "second. Give the key to the client; configure only the hash.",
+    ).set_defaults(handler=_keys_new)
+
+    audit_parser = commands.add_parser(
+        "audit", help="check the audit log", description="Work with the hash-chained audit log."
+    )
+    audit_commands = audit_parser.add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check that no record was edited, removed, inserted or reordered",
+        description="Check every record's hash and its link to the record before. Exit 0 when "
+        "intact (printing the record count and the head hash: keep it elsewhere to detect "
+        "records cut off the end later), 1 naming the first bad line, 2 if unreadable.",
+    )
+    verify.add_argument("file", metavar="FILE", help="audit log (audit.path)")
+    verify.set_defaults(handler=_audit_verify)
     return parser
 
 
@@ -123,6 +170,38 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _keys_hash(args: argparse.Namespace) -> int:
+    key = sys.stdin.read().strip()
+    if not key:
+        print("inferops-service: no key on stdin; pipe the key in", file=sys.stderr)
+        return EXIT_ERROR
+    print(hash_key(key))
+    return EXIT_OK
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    key = new_key()
+    print(key)
+    print(hash_key(key))
+    return EXIT_OK
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    try:
+        verdict = audit.verify(args.file)
+    except OSError as exc:
+        print(f"inferops-service: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if not verdict.intact:
+        print(
+            f"{args.file}: line {verdict.bad_line}: {verdict.reason} "
+            f"({verdict.records} records before it are intact)"
+        )
+        return EXIT_TAMPERED
+    print(f"{args.file}: intact, {verdict.records} records, head {verdict.head}")
+    return EXIT_OK
+
+
 def _load(path: str | None) -> ServiceSettings | None:
     try:
         return load_settings(path)
@@ -136,6 +215,13 @@ def _serve(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_BAD_CONFIG
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if settings.audit.path is not None:
+        # Found here, the problem is one clear line instead of a failed startup's traceback.
+        try:
+            audit.last_hash(Path(settings.audit.path))
+        except audit.AuditError as exc:
+            log.error("%s", exc)
+            return EXIT_ERROR
     metrics = ServiceMetrics()
     app = create_app(settings, metrics=metrics)
     try:
@@ -164,6 +250,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings.identity.version,
         settings.identity.track,
     )
+    log.info("security: %s", _security_summary(settings))
     try:
         with _stop_signals_to(server.handle_exit):
             server.run()
@@ -179,6 +266,21 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     log.info("stopped")
     return EXIT_OK
+
+
+def _security_summary(settings: ServiceSettings) -> str:
+    auth = settings.auth
+    if not auth.enabled:
+        keys = "no API keys (requests need none)"
+    else:
+        limited = sum(key.limited for key in auth.keys)
+        keys = (
+            f"{len(auth.keys)} API keys ({'required' if auth.required else 'optional'}), "
+            f"{limited} rate-limited in {describe(settings.redis)} "
+            f"(on Redis errors: {settings.redis.on_error.auth})"
+        )
+    audit_path = settings.audit.path or "off"
+    return f"{keys}; PII {settings.pii.mode}; audit log {audit_path}"
 
 
 class DrainingServer(uvicorn.Server):

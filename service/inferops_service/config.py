@@ -5,9 +5,14 @@ Contract:
 - Every section rejects unknown keys, so a typo fails at start-up instead of being ignored.
 - The file comes from the ``--config`` argument or ``INFEROPS_SERVICE_CONFIG``; without
   either, the defaults apply.
-- A top-level field ``x`` is overridden by ``INFEROPS_X`` and a field ``x`` of section
-  ``s`` by ``INFEROPS_S_X`` (e.g. ``INFEROPS_SIMULATOR_TTFT_MS=20``). Values are parsed by
-  the same pydantic models as the file, so a bad value is reported with its variable name.
+- A top-level field ``x`` is overridden by ``INFEROPS_X``, a field ``x`` of section ``s`` by
+  ``INFEROPS_S_X`` (e.g. ``INFEROPS_SIMULATOR_TTFT_MS=20``) and a field of a nested section
+  likewise (``INFEROPS_REDIS_ON_ERROR_AUTH``). Values are parsed by the same pydantic models
+  as the file, so a bad value is reported with its variable name; a list (``auth.keys``)
+  is given as JSON.
+- Security is off unless ``auth.keys`` lists a key. Listing one switches on the secure
+  defaults: ``auth.required``, ``pii.mode: mask`` and ``limits.require_json_content_type``
+  (each can still be set explicitly). Without keys the service behaves as it always has.
 - An ``INFEROPS_<SECTION>_*`` variable that names no field of a known section is an error;
   other ``INFEROPS_*`` variables are left alone, since the pipeline shares the prefix.
 - Every failure is a :class:`ConfigError` whose message names the source and the field.
@@ -18,12 +23,23 @@ This is the only module that reads the process environment, and only when asked.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_origin
+from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "INFEROPS_"
 CONFIG_FILE_ENV = "INFEROPS_SERVICE_CONFIG"
@@ -103,6 +119,168 @@ class IdentitySettings(_Section):
     track: str = ""
 
 
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class ApiKey(_Section):
+    """One API key: stored only as the SHA-256 of the key, with its own limits."""
+
+    name: str = Field(description="Names the key in metrics and the audit log; never secret.")
+    key_sha256: str = Field(description="Hex SHA-256 of the key ('inferops-service keys hash').")
+    rpm: int | None = Field(default=None, ge=1, description="Requests per minute; none: no limit.")
+    tpm: int | None = Field(default=None, ge=1, description="Tokens per minute; none: no limit.")
+    tenant: str | None = Field(default=None, min_length=1, description="Defaults to the name.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_label(cls, value: str) -> str:
+        if not KEY_NAME.fullmatch(value):
+            raise ValueError(
+                "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _is_a_sha256(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not SHA256_HEX.fullmatch(value):
+            raise ValueError(
+                "must be 64 hex digits: the SHA-256 of the key, as printed by "
+                "'inferops-service keys hash' (never the key itself)"
+            )
+        return value
+
+    @property
+    def limited(self) -> bool:
+        """Whether requests with this key go through the rate limiter."""
+        return self.rpm is not None or self.tpm is not None
+
+
+class AuthSettings(_Section):
+    """API keys. With none listed, requests need no key (the default)."""
+
+    required: bool = Field(
+        default=False,
+        description="Refuse requests without a key; defaults to true when keys are listed.",
+    )
+    keys: list[ApiKey] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required_when_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "required" not in data and data.get("keys"):
+            return {**data, "required": True}
+        return data
+
+    @model_validator(mode="after")
+    def _keys_are_distinct(self) -> AuthSettings:
+        if self.required and not self.keys:
+            raise ValueError(
+                "required is true but no keys are listed: add one under auth.keys "
+                "(make a key with 'inferops-service keys new')"
+            )
+        for attr in ("name", "key_sha256"):
+            seen: set[str] = set()
+            for i, key in enumerate(self.keys):
+                value = getattr(key, attr)
+                if value in seen:
+                    raise ValueError(f"keys[{i}].{attr} repeats an earlier key's {attr}")
+                seen.add(value)
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether API keys are configured at all."""
+        return bool(self.keys)
+
+
+FailurePolicy = Literal["open", "closed"]
+
+
+class RedisFailurePolicy(_Section):
+    """What each concern does while Redis cannot be reached."""
+
+    auth: FailurePolicy = Field(
+        default="closed", description="Rate limits: closed refuses with 503, open admits."
+    )
+    cache: FailurePolicy = Field(
+        default="open", description="Response cache: open serves without it."
+    )
+
+
+class RedisSettings(_Section):
+    """The Redis shared by the rate limiter (and later the cache); used only when needed."""
+
+    url: str | None = Field(default=None, description="redis://, rediss:// or unix:// URL.")
+    key_prefix: str = Field(default="inferops:", description="Prefix of every key written.")
+    max_connections: int = Field(default=64, ge=1, description="Size of the connection pool.")
+    timeout_ms: float = Field(
+        default=250, gt=0, description="Connect, read and pool-wait timeout per command."
+    )
+    on_error: RedisFailurePolicy = Field(default_factory=RedisFailurePolicy)
+
+    @field_validator("url")
+    @classmethod
+    def _is_a_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_serializer("url")
+    def _hide_password(self, value: str | None) -> str | None:
+        return redact_url(value)
+
+
+def redact_url(url: str | None) -> str | None:
+    """Return ``url`` with any password replaced by ``***``, for printing and logs."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class PiiSettings(_Section):
+    """Screening of prompts for personal data and secrets."""
+
+    mode: Literal["mask", "detect", "off"] = Field(
+        default="off",
+        description="mask: replace findings before use; detect: count only; off: skip. "
+        "Defaults to mask when API keys are listed.",
+    )
+
+
+class LimitSettings(_Section):
+    """Input limits, checked before any other work is done for a request."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest request body.")
+    max_messages: int = Field(default=2048, ge=1, description="Most messages in one request.")
+    max_message_chars: int | None = Field(
+        default=None, ge=1, description="Longest text of one message; none: no limit."
+    )
+    max_prompt_chars: int | None = Field(
+        default=None, ge=1, description="Longest text of all messages together; none: no limit."
+    )
+    require_json_content_type: bool = Field(
+        default=False,
+        description="Answer 415 unless Content-Type is application/json; defaults to true "
+        "when API keys are listed.",
+    )
+
+
+class AuditSettings(_Section):
+    """The hash-chained audit log."""
+
+    path: str | None = Field(
+        default=None, min_length=1, description="Append-only JSON lines file; none: no log."
+    )
+
+
 class ServiceSettings(_Section):
     """The whole service configuration."""
 
@@ -111,19 +289,72 @@ class ServiceSettings(_Section):
     faults: FaultSettings = Field(default_factory=FaultSettings)
     cost: CostSettings = Field(default_factory=CostSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    pii: PiiSettings = Field(default_factory=PiiSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secure_defaults(cls, data: Any) -> Any:
+        """With API keys listed, default PII masking and strict content types on."""
+        if not isinstance(data, dict) or not _lists_keys(data.get("auth")):
+            return data
+        data = dict(data)
+        for section, field, value in (
+            ("pii", "mode", "mask"),
+            ("limits", "require_json_content_type", True),
+        ):
+            current = data.get(section)
+            if current is None:
+                data[section] = {field: value}
+            elif isinstance(current, dict) and field not in current:
+                data[section] = {**current, field: value}
+        return data
+
+    @model_validator(mode="after")
+    def _limits_need_redis(self) -> ServiceSettings:
+        if self.redis.url is None:
+            for i, key in enumerate(self.auth.keys):
+                if key.limited:
+                    raise ValueError(
+                        f"auth.keys[{i}] ({key.name}) sets rpm or tpm, which are kept in "
+                        "Redis: set redis.url (or INFEROPS_REDIS_URL)"
+                    )
+        return self
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether any key has limits, so requests go through Redis."""
+        return any(key.limited for key in self.auth.keys)
+
+
+def _lists_keys(auth: Any) -> bool:
+    if isinstance(auth, AuthSettings):
+        return auth.enabled
+    return isinstance(auth, dict) and bool(auth.get("keys"))
 
 
 def env_names() -> dict[str, tuple[str, ...]]:
     """Return every supported override variable mapped to the field path it sets."""
-    names: dict[str, tuple[str, ...]] = {}
-    for name, field in ServiceSettings.model_fields.items():
-        section = field.annotation
-        if isinstance(section, type) and issubclass(section, BaseModel):
-            for sub in section.model_fields:
-                names[f"{ENV_PREFIX}{name}_{sub}".upper()] = (name, sub)
+    return {var: path for var, path, _ in _fields(ServiceSettings, ())}
+
+
+def _fields(
+    model: type[BaseModel], path: tuple[str, ...]
+) -> list[tuple[str, tuple[str, ...], bool]]:
+    """Return (variable, field path, value is JSON) for every leaf field of ``model``."""
+    found = []
+    for name, field in model.model_fields.items():
+        here = (*path, name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.extend(_fields(annotation, here))
         else:
-            names[f"{ENV_PREFIX}{name}".upper()] = (name,)
-    return names
+            structured = get_origin(annotation) in (list, dict)
+            found.append((ENV_PREFIX + "_".join(here).upper(), here, structured))
+    return found
 
 
 def load_settings(
@@ -164,8 +395,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str], where: str) -> dict[str, str]:
     """Write env overrides into ``data``; return the dotted field paths set, with their vars."""
-    known = env_names()
-    sections = {path[0].upper() for path in known.values() if len(path) == 2}
+    fields = _fields(ServiceSettings, ())
+    known = {var: path for var, path, _ in fields}
+    structured = {path for _, path, is_json in fields if is_json}
+    sections = {path[0].upper() for path in known.values() if len(path) >= 2}
     applied: dict[str, str] = {}
     for var in sorted(env):
         if not var.startswith(ENV_PREFIX):
@@ -188,18 +421,34 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str], where: str) -> dict
                 node = {}
                 target[key] = node
             target = node
-        target[path[-1]] = env[var]
+        target[path[-1]] = _env_value(var, env[var], path in structured, where)
         applied[".".join(path)] = var
     return applied
+
+
+def _env_value(var: str, value: str, structured: bool, where: str) -> Any:
+    if not structured:
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"invalid service config{where}: {var} must be JSON: {exc}") from None
 
 
 def _describe(exc: ValidationError, from_env: Mapping[str, str]) -> str:
     parts = []
     for error in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        var = from_env.get(field)
+        field = "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]
+        ).removeprefix(".")
+        # Find the variable that set this field or the section holding it.
+        var = next(
+            (v for f, v in from_env.items() if field == f or field.startswith((f"{f}.", f"{f}["))),
+            None,
+        )
+        message = error["msg"].removeprefix("Value error, ")
         where = f"{field} (from {var})" if var else field
-        parts.append(f"{where}: {error['msg']}")
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 

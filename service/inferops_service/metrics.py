@@ -12,6 +12,15 @@ Contract with the pipeline (names and labels are relied upon; do not rename):
 - ``inferops_inflight_requests``: HTTP requests being served.
 - ``inferops_simulator_active_sequences`` and ``inferops_simulator_queued_requests``: the
   simulated batch, read at scrape time.
+- ``inferops_auth_failures_total{reason}``: requests refused for their API key, ``reason``
+  ``missing`` or ``invalid``.
+- ``inferops_rate_limited_total{key}``: requests refused by a rate limit, by key *name*
+  (the configured keys bound the label's values).
+- ``inferops_pii_detected_total{kind}``: findings in prompts, by kind (``email``,
+  ``phone``, ``credit_card``, ``iban``, ``ssn``, ``ip_address``, ``api_key``).
+- ``inferops_redis_errors_total{concern}``: Redis calls that failed, by the concern that
+  made them (``auth`` for rate limits).
+- ``inferops_audit_write_errors_total``: audit records that could not be written.
 
 ``route`` is a route template such as ``/v1/chat/completions``, or ``other``. Version and
 track are not labels here: the platform attaches them when it scrapes.
@@ -19,10 +28,13 @@ track are not labels here: the platform attaches them when it scrapes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from inferops_service import pii
+from inferops_service.auth import REASONS
 
 CHAT_ROUTE = "/v1/chat/completions"
 OTHER_ROUTE = "other"
@@ -85,6 +97,33 @@ class ServiceMetrics:
         self.queued_requests = Gauge(
             "inferops_simulator_queued_requests", "Requests waiting for a batch slot.", registry=r
         )
+        self.auth_failures = Counter(
+            "inferops_auth_failures",
+            "Requests refused for a missing or invalid API key.",
+            ["reason"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "inferops_rate_limited",
+            "Requests refused by a rate limit, by key name.",
+            ["key"],
+            registry=r,
+        )
+        self.pii_detected = Counter(
+            "inferops_pii_detected",
+            "Personal data and secrets found in prompts, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "inferops_redis_errors",
+            "Redis calls that failed, by the concern that made them.",
+            ["concern"],
+            registry=r,
+        )
+        self.audit_write_errors = Counter(
+            "inferops_audit_write_errors", "Audit records that could not be written.", registry=r
+        )
         # Label lookups take a lock and validate names; cache the children on the hot path.
         self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._completion_children: dict[str, _CompletionSeries] = {}
@@ -92,6 +131,9 @@ class ServiceMetrics:
         for status in (200, 500):
             self._request_child(CHAT_ROUTE, status)
         self._completion_child(CHAT_ROUTE)
+        self._pii_children = {kind: self.pii_detected.labels(kind) for kind in pii.KINDS}
+        self._auth_children = {reason: self.auth_failures.labels(reason) for reason in REASONS}
+        self._limited_children: dict[str, Counter] = {}
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request and its duration."""
@@ -117,6 +159,22 @@ class ServiceMetrics:
         series.input_tokens.inc(input_tokens)
         series.output_tokens.inc(output_tokens)
         series.cost.inc(cost_usd)
+
+    def count_pii(self, found: Mapping[str, int]) -> None:
+        """Count the findings of one prompt, by kind."""
+        for kind, count in found.items():
+            self._pii_children[kind].inc(count)
+
+    def count_auth_failure(self, reason: str) -> None:
+        """Count one request refused for its API key."""
+        self._auth_children[reason].inc()
+
+    def count_rate_limited(self, key_name: str) -> None:
+        """Count one request refused by a rate limit of the named key."""
+        child = self._limited_children.get(key_name)
+        if child is None:
+            child = self._limited_children[key_name] = self.rate_limited.labels(key_name)
+        child.inc()
 
     def track_batch(self, active: Callable[[], float], queued: Callable[[], float]) -> None:
         """Read the simulated batch's occupancy and queue from these callables at scrape time."""

@@ -9,6 +9,8 @@ Contract:
   as OpenAI does ("Unrecognized request argument supplied").
 - Message ``content`` is a string or a list of ``{"type": "text", "text": ...}`` parts;
   an assistant message may have ``null`` content (when it carried tool calls).
+- Size limits (``limits`` settings) are checked while parsing: the number of messages, the
+  characters of one message and of all messages together. Each is a 400 naming the limit.
 - Every error body has OpenAI's shape:
   ``{"error": {"message", "type", "param", "code"}}``.
 
@@ -19,11 +21,13 @@ a pydantic model does on the hot path.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from inferops_service.config import LimitSettings
 from inferops_service.simulator import Plan
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -74,7 +78,7 @@ HANDLED_FIELDS = frozenset(
 
 
 class RequestError(Exception):
-    """A request the API answers with an OpenAI-shaped error."""
+    """A request the API answers with an OpenAI-shaped error (and optional headers)."""
 
     def __init__(
         self,
@@ -84,6 +88,7 @@ class RequestError(Exception):
         param: str | None = None,
         code: str | None = None,
         type_: str = "invalid_request_error",
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -91,6 +96,7 @@ class RequestError(Exception):
         self.param = param
         self.code = code
         self.type = type_
+        self.headers = headers
 
     def body(self) -> bytes:
         """Return the JSON error body."""
@@ -115,7 +121,12 @@ def error_body(message: str, type_: str, param: str | None, code: str | None) ->
     )
 
 
-def parse_chat_request(body: bytes, max_output_tokens: int) -> ChatRequest:
+_DEFAULT_LIMITS = LimitSettings()
+
+
+def parse_chat_request(
+    body: bytes, max_output_tokens: int, limits: LimitSettings = _DEFAULT_LIMITS
+) -> ChatRequest:
     """Parse and validate a chat-completions body, raising :class:`RequestError` if invalid."""
     try:
         data = orjson.loads(body)
@@ -134,7 +145,7 @@ def parse_chat_request(body: bytes, max_output_tokens: int) -> ChatRequest:
         raise _invalid("Missing required parameter: 'model'.", param="model", code="missing")
     if not isinstance(model, str):
         raise _wrong_type("model", "a string", model)
-    prompt_text = _prompt_text(data.get("messages"))
+    prompt_text = _prompt_text(data.get("messages"), limits)
     max_tokens = _max_tokens(data, max_output_tokens)
     _check_temperature(data.get("temperature"))
     n = data.get("n")
@@ -151,7 +162,7 @@ def parse_chat_request(body: bytes, max_output_tokens: int) -> ChatRequest:
     )
 
 
-def _prompt_text(messages: Any) -> str:
+def _prompt_text(messages: Any, limits: LimitSettings) -> str:
     if messages is None:
         raise _invalid("Missing required parameter: 'messages'.", param="messages", code="missing")
     if not isinstance(messages, list):
@@ -162,7 +173,15 @@ def _prompt_text(messages: Any) -> str:
             param="messages",
             code="empty_array",
         )
+    if len(messages) > limits.max_messages:
+        raise _invalid(
+            f"Invalid 'messages': array too long. Expected an array with maximum length "
+            f"{limits.max_messages}, but got an array with length {len(messages)} instead.",
+            param="messages",
+            code="array_above_max_length",
+        )
     texts: list[str] = []
+    total = 0
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
@@ -176,12 +195,36 @@ def _prompt_text(messages: Any) -> str:
             )
         content = message.get("content")
         if isinstance(content, str):
+            chars = len(content)
             texts.append(content)
         elif isinstance(content, list):
-            texts.extend(_text_parts(content, f"{where}.content"))
-        elif not (content is None and role == "assistant"):
+            parts = _text_parts(content, f"{where}.content")
+            chars = sum(map(len, parts))
+            texts.extend(parts)
+        elif content is None and role == "assistant":
+            chars = 0
+        else:
             raise _wrong_type(f"{where}.content", "a string or an array of text parts", content)
+        total += chars
+        _check_length(f"{where}.content", chars, limits.max_message_chars)
+    if limits.max_prompt_chars is not None and total > limits.max_prompt_chars:
+        raise _invalid(
+            f"The messages hold {total} characters of text; this service accepts at most "
+            f"{limits.max_prompt_chars}. Shorten the conversation.",
+            param="messages",
+            code="context_length_exceeded",
+        )
     return "\n".join(texts)
+
+
+def _check_length(param: str, chars: int, limit: int | None) -> None:
+    if limit is not None and chars > limit:
+        raise _invalid(
+            f"Invalid '{param}': string too long. Expected a string with maximum length "
+            f"{limit}, but got a string with length {chars} instead.",
+            param=param,
+            code="string_above_max_length",
+        )
 
 
 def _text_parts(parts: list[Any], where: str) -> list[str]:

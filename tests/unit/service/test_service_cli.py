@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import pytest
@@ -47,7 +49,16 @@ def test_serve_exits_2_on_bad_config_before_listening(
     assert "faults.error_rate" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["check-config", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["serve", "--help"],
+        ["check-config", "--help"],
+        ["keys", "hash", "--help"],
+        ["audit", "verify", "--help"],
+    ],
+)
 def test_help_explains_the_commands(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -58,9 +69,46 @@ def test_help_explains_the_commands(argv: list[str], capsys: pytest.CaptureFixtu
         assert "--metrics-port" in out and "--drain-seconds" in out
     if argv[0] == "check-config":
         assert "INFEROPS_FAULTS_ERROR_RATE" in out
+        assert "INFEROPS_REDIS_ON_ERROR_AUTH" in out
 
 
 def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 2
+
+
+def test_keys_hash_reads_the_key_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("sk-inferops-dev-local-only\n"))
+    assert main(["keys", "hash"]) == 0
+    assert capsys.readouterr().out == (
+        "0a122efe3a618bf7332e068d84ceebb4eee510603b665e32a7fdf54eae98828f\n"
+    )
+
+
+def test_keys_hash_refuses_an_empty_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert main(["keys", "hash"]) == 1
+    assert "no key on stdin" in capsys.readouterr().err
+
+
+def test_keys_new_prints_a_key_and_its_hash(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "new"]) == 0
+    key, digest = capsys.readouterr().out.splitlines()
+    assert key.startswith("sk-inferops-")
+    assert digest == hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_serve_exits_1_when_the_audit_log_cannot_be_continued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text('{"half a rec')
+    path = tmp_path / "service.yaml"
+    path.write_text(f"audit:\n  path: {log}\n", encoding="utf-8")
+    assert main(["serve", "--config", str(path), "--port", "1", "--metrics-port", "1"]) == 1
+    assert "ends in an incomplete record" in caplog.text

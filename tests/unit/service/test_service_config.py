@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from inferops_service.auth import hash_key
 from inferops_service.config import (
     ConfigError,
     CostSettings,
@@ -13,6 +16,7 @@ from inferops_service.config import (
     load_settings,
     to_yaml,
 )
+from pydantic import BaseModel
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "service" / "examples"
 
@@ -150,9 +154,19 @@ def test_every_field_has_an_environment_variable() -> None:
     assert names["INFEROPS_FAULTS_SEED"] == ("faults", "seed")
     assert names["INFEROPS_COST_USD_PER_1M_OUTPUT_TOKENS"] == ("cost", "usd_per_1m_output_tokens")
     assert names["INFEROPS_IDENTITY_TRACK"] == ("identity", "track")
-    sections = ("simulator", "faults", "cost", "identity")
-    fields = 1 + sum(len(type(getattr(ServiceSettings(), s)).model_fields) for s in sections)
-    assert len(names) == fields
+    assert names["INFEROPS_REDIS_URL"] == ("redis", "url")
+    assert names["INFEROPS_REDIS_ON_ERROR_AUTH"] == ("redis", "on_error", "auth")
+    assert names["INFEROPS_AUTH_KEYS"] == ("auth", "keys")
+
+    def leaves(model: type[BaseModel]) -> int:
+        return sum(
+            leaves(f.annotation)
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)
+            else 1
+            for f in model.model_fields.values()
+        )
+
+    assert len(names) == leaves(ServiceSettings)
 
 
 def test_yaml_rendering_round_trips(tmp_path: Path) -> None:
@@ -171,3 +185,118 @@ def test_cost_of_a_request() -> None:
     cost = CostSettings(usd_per_1m_input_tokens=0.5, usd_per_1m_output_tokens=2.0)
     assert cost.usd_for(1_000_000, 0) == pytest.approx(0.5)
     assert cost.usd_for(100, 50) == pytest.approx((100 * 0.5 + 50 * 2.0) / 1e6)
+
+
+HASH = "a" * 64
+KEY = {"name": "team-a", "key_sha256": HASH}
+
+
+def test_security_is_off_by_default() -> None:
+    settings = load_settings(None, environ={})
+    assert not settings.auth.enabled and not settings.auth.required
+    assert settings.pii.mode == "off"
+    assert not settings.limits.require_json_content_type
+    assert settings.limits.max_body_bytes == 1024 * 1024
+    assert settings.redis.url is None and settings.audit.path is None
+    assert not settings.rate_limited
+
+
+def test_listing_keys_switches_on_the_secure_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, f"auth:\n  keys:\n    - name: a\n      key_sha256: {HASH}\n")
+    settings = load_settings(path, environ={})
+    assert settings.auth.required
+    assert settings.pii.mode == "mask"
+    assert settings.limits.require_json_content_type
+    explicit = write(
+        tmp_path,
+        f"auth:\n  required: false\n  keys:\n    - name: a\n      key_sha256: {HASH}\n"
+        "pii:\n  mode: detect\nlimits:\n  require_json_content_type: false\n",
+    )
+    settings = load_settings(explicit, environ={})
+    assert not settings.auth.required
+    assert settings.pii.mode == "detect"
+    assert not settings.limits.require_json_content_type
+
+
+def test_redis_url_and_nested_policies_come_from_the_environment() -> None:
+    settings = load_settings(
+        None,
+        environ={
+            "INFEROPS_REDIS_URL": "redis://127.0.0.1:20079/0",
+            "INFEROPS_REDIS_ON_ERROR_AUTH": "open",
+        },
+    )
+    assert settings.redis.url == "redis://127.0.0.1:20079/0"
+    assert settings.redis.on_error.auth == "open"
+    assert settings.redis.on_error.cache == "open"
+
+
+def test_keys_can_be_given_as_json_in_the_environment() -> None:
+    keys = f'[{{"name": "ci", "key_sha256": "{"B" * 64}", "rpm": 5}}]'
+    settings = load_settings(
+        None, environ={"INFEROPS_AUTH_KEYS": keys, "INFEROPS_REDIS_URL": "redis://r:6379"}
+    )
+    (key,) = settings.auth.keys
+    assert (key.name, key.key_sha256, key.rpm, key.tpm) == ("ci", "b" * 64, 5, None)
+    assert settings.auth.required and settings.rate_limited
+
+
+def test_passwords_in_the_redis_url_are_not_printed() -> None:
+    settings = load_settings(None, environ={"INFEROPS_REDIS_URL": "redis://u:s3cret@h:6379/0"})
+    assert settings.redis.url == "redis://u:s3cret@h:6379/0"
+    text = to_yaml(settings)
+    assert "s3cret" not in text
+    assert "url: redis://u:***@h:6379/0" in text
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"INFEROPS_AUTH_KEYS": "[{"}, "INFEROPS_AUTH_KEYS must be JSON"),
+        (
+            {"INFEROPS_AUTH_KEYS": f'[{{"name": "a b", "key_sha256": "{HASH}"}}]'},
+            "auth.keys[0].name (from INFEROPS_AUTH_KEYS): must be 1-64 letters",
+        ),
+        ({"INFEROPS_REDIS_ON_ERROR_AUTH": "maybe"}, "redis.on_error.auth (from INFEROPS_RE"),
+        ({"INFEROPS_REDIS_ON_ERROR_PLAN": "x"}, "unknown environment variable"),
+        ({"INFEROPS_REDIS_URL": "http://h"}, "redis.url (from INFEROPS_REDIS_URL): must be a"),
+        ({"INFEROPS_LIMITS_MAX_MESSAGES": "0"}, "limits.max_messages (from INFEROPS_LIMITS"),
+        ({"INFEROPS_PII_MODE": "scrub"}, "pii.mode (from INFEROPS_PII_MODE)"),
+    ],
+)
+def test_security_settings_errors_name_the_field(environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ=environ)
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ({"keys": [{**KEY, "key_sha256": "sk-the-key-itself"}]},
+         "auth.keys[0].key_sha256: must be 64 hex digits"),
+        ({"keys": [KEY, {**KEY, "key_sha256": "b" * 64}]},
+         "auth: keys[1].name repeats an earlier key's name"),
+        ({"keys": [KEY, {**KEY, "name": "team-b"}]},
+         "auth: keys[1].key_sha256 repeats an earlier key's key_sha256"),
+        ({"required": True}, "auth: required is true but no keys are listed"),
+        ({"keys": [{**KEY, "rpm": 0}]}, "auth.keys[0].rpm: Input should be greater than or"),
+        ({"keys": [{**KEY, "rpm": 10}]},
+         "auth.keys[0] (team-a) sets rpm or tpm, which are kept in Redis: set redis.url"),
+        ({"keys": [{**KEY, "token": "x"}]}, "auth.keys[0].token: Extra inputs are not permitted"),
+    ],
+)  # fmt: skip
+def test_auth_errors_name_the_field(tmp_path: Path, auth: dict[str, Any], expected: str) -> None:
+    path = write(tmp_path, yaml.safe_dump({"auth": auth}))
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert expected in str(err.value)
+
+
+def test_example_config_documents_a_working_development_key() -> None:
+    settings = load_settings(EXAMPLES / "local.yaml", environ={})
+    (key,) = settings.auth.keys
+    assert key.key_sha256 == hash_key("sk-inferops-dev-local-only")
+    assert "sk-inferops-dev-local-only" in (EXAMPLES / "local.yaml").read_text()
+    assert settings.auth.required and settings.pii.mode == "mask"
+    assert settings.rate_limited and settings.redis.url is not None

@@ -41,6 +41,11 @@ def test_families_have_the_contract_names_and_types() -> None:
         "inferops_inflight_requests": "gauge",
         "inferops_simulator_active_sequences": "gauge",
         "inferops_simulator_queued_requests": "gauge",
+        "inferops_auth_failures": "counter",
+        "inferops_rate_limited": "counter",
+        "inferops_pii_detected": "counter",
+        "inferops_redis_errors": "counter",
+        "inferops_audit_write_errors": "counter",
     }
 
 
@@ -78,3 +83,24 @@ def test_batch_gauges_read_the_simulator_at_scrape_time() -> None:
     state["active"] = 5.0
     assert metrics.registry.get_sample_value("inferops_simulator_active_sequences") == 5
     assert metrics.registry.get_sample_value("inferops_simulator_queued_requests") == 7
+
+
+def test_security_series_exist_at_zero_for_every_bounded_label() -> None:
+    registry = ServiceMetrics().registry
+    for kind in ("email", "phone", "credit_card", "iban", "ssn", "ip_address", "api_key"):
+        assert registry.get_sample_value("inferops_pii_detected_total", {"kind": kind}) == 0
+    for reason in ("missing", "invalid"):
+        assert registry.get_sample_value("inferops_auth_failures_total", {"reason": reason}) == 0
+
+
+def test_security_counters_count_by_label() -> None:
+    metrics = ServiceMetrics()
+    metrics.count_pii({"email": 2, "iban": 1})
+    metrics.count_rate_limited("team-a")
+    metrics.count_rate_limited("team-a")
+    metrics.count_auth_failure("invalid")
+    value = metrics.registry.get_sample_value
+    assert value("inferops_pii_detected_total", {"kind": "email"}) == 2
+    assert value("inferops_pii_detected_total", {"kind": "iban"}) == 1
+    assert value("inferops_rate_limited_total", {"key": "team-a"}) == 2
+    assert value("inferops_auth_failures_total", {"reason": "invalid"}) == 1
