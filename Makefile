@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := redis-server nginx prometheus git
 
-.PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down
+.PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down bench-judge
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ lint: setup  ## ruff, mypy --strict, import-linter
 	$(BIN)/ruff format --check -q .
 	$(BIN)/mypy inferops flows service/inferops_service
 	$(BIN)/lint-imports --no-cache > /dev/null
+
+bench-judge: setup  ## Benchmark the canary judge against Flagger- and Kayenta-like judges (~2 min on 2 cores)
+	$(BIN)/python -m bench.judge
 
 down: setup  ## Stop the local environment
 	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/inferops down --env local

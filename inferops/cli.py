@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from inferops.config import Config, ConfigError, load_config
+from inferops.judge_cli import judge_command
 
 app = typer.Typer(
     help="Release an AI inference service through Git: canaries judged on live SLOs.\n\n"
@@ -259,6 +260,9 @@ def history(
         f"Load-test samples and logs: {target.state_dir / 'loadtests'}, {target.state_dir / 'logs'}"
     )
     typer.echo("\n".join(lines))
+
+
+app.command("judge")(judge_command)
 
 
 def main() -> None:

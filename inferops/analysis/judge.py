@@ -1,9 +1,11 @@
-"""The canary judge: evidence in, a verdict with its reasons out.
+"""The interval judge: one window's aggregates in, a verdict with its reasons out.
 
-Pure functions. A verdict is never a bool: it is ``promote``, ``continue``,
-``rollback`` or ``hold``, with one result per check and a sentence a human can
-act on. Missing evidence never promotes and is never scored as a failure:
-it holds. Error rates are judged on the lower confidence bound of the
+This is the judge for per-interval aggregates from a metrics provider (the
+rollout flow's evidence); ``inferops.analysis.sample_judge`` judges per-request
+samples sequentially. Pure functions. A verdict is never a bool: it is
+``promote``, ``continue``, ``rollback`` or ``hold``, with one result per check
+and a sentence a human can act on. Missing evidence never promotes and is
+never scored as a failure: it holds. Error rates are judged on the lower confidence bound of the
 canary's rate, so a single unlucky error in a small sample does not roll back,
 while a real regression does as soon as the evidence shows it.
 """
@@ -11,64 +13,14 @@ while a real regression does as soon as the evidence shows it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from enum import StrEnum
-from typing import Any
 
 from scipy.stats import norm
 
 from inferops.analysis.evidence import WindowStats
 from inferops.analysis.spec import AnalysisSpec, Check
+from inferops.analysis.verdict import CheckResult, Decision, Outcome, Verdict
 
-
-class Decision(StrEnum):
-    """What the rollout does next."""
-
-    PROMOTE = "promote"
-    CONTINUE = "continue"
-    ROLLBACK = "rollback"
-    HOLD = "hold"
-
-
-class Outcome(StrEnum):
-    """The result of one check."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    NO_DATA = "no_data"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check's outcome with the figures that decided it."""
-
-    metric: str
-    outcome: Outcome
-    canary: float | None
-    baseline: float | None
-    limit: float | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A decision with its evidence and a one-sentence reason."""
-
-    decision: Decision
-    reason: str
-    checks: tuple[CheckResult, ...]
-    canary: WindowStats
-    baseline: WindowStats | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form, as shown in artifacts, reports and ``--json``."""
-        return {
-            "decision": self.decision.value,
-            "reason": self.reason,
-            "checks": [asdict(c) | {"outcome": c.outcome.value} for c in self.checks],
-            "canary": asdict(self.canary),
-            "baseline": asdict(self.baseline) if self.baseline else None,
-        }
+__all__ = ["CheckResult", "Decision", "Outcome", "Verdict", "judge", "wilson_lower"]
 
 
 def wilson_lower(errors: float, n: float, confidence: float) -> float:
@@ -117,8 +69,10 @@ def _latency_check(
     check: Check, canary: WindowStats, baseline: WindowStats | None, enough: bool
 ) -> CheckResult:
     name = check.metric
-    value: float | None = getattr(canary, name)
-    base: float | None = getattr(baseline, name) if baseline else None
+    # Metrics that only per-request samples carry (TTFT distributions, goodput, cost
+    # ratios) are absent from window aggregates: no data, never a pass or a failure.
+    value: float | None = getattr(canary, name, None)
+    base: float | None = getattr(baseline, name, None) if baseline else None
     limits = [x for x in (check.max,) if x is not None]
     if check.max_ratio is not None and base is not None:
         limits.append(max(base * check.max_ratio, base + check.slack_s))

@@ -1,0 +1,1 @@
+"""Benchmarks: simulations that measure the pipeline's decisions (not tests)."""
