@@ -15,7 +15,9 @@ Contract:
 - Every response carries ``x-inferops-version`` and ``x-inferops-track`` from the settings.
 - The ``/v1`` routes go through :mod:`inferops_service.security` when it is configured, in
   this order: API key (no I/O), content type, body size, parsing and validation, rate limit
-  (one Redis round trip), PII screening, the model, then metrics and one audit record.
+  (one Redis round trip), PII screening, the response cache (:mod:`inferops_service.cache`,
+  one ``GET``; a hit is replayed and ends the request, with ``x-inferops-cache``), the
+  model (its answer then stored), then metrics and one audit record.
   Cheap checks come first, so a request without a valid key costs neither a body read nor
   Redis. With nothing configured, each step is a single ``if``.
 
@@ -32,7 +34,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis.asyncio import Redis
@@ -46,6 +48,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inferops_service import audit, pii, redis_client
 from inferops_service.auth import Principal
+from inferops_service.cache import HEADER as CACHE_HEADER
+from inferops_service.cache import (
+    Answer,
+    Lookup,
+    ResponseCache,
+    replay_body,
+    replay_events,
+)
 from inferops_service.config import LimitSettings, ServiceSettings
 from inferops_service.metrics import CHAT_ROUTE, OTHER_ROUTE, ServiceMetrics
 from inferops_service.protocol import (
@@ -58,8 +68,12 @@ from inferops_service.protocol import (
     parse_chat_request,
 )
 from inferops_service.ratelimit import RateLimiter
-from inferops_service.security import Refusal, Security
+from inferops_service.security import Refusal, Security, header
 from inferops_service.simulator import Plan, Simulator, prompt_fingerprint
+
+if TYPE_CHECKING:
+    # Only the semantic extra brings numpy; the app imports the embedder only to type it.
+    from inferops_service.embedding import Embedder
 
 MAX_BODY_BYTES = LimitSettings().max_body_bytes
 MODELS_ROUTE = "/v1/models"
@@ -97,33 +111,41 @@ def create_app(
     redis: Redis | None = None,
     limiter: RateLimiter | None = None,
     screen: pii.Screen | None = None,
+    embedder: Embedder | None = None,
 ) -> Starlette:
     """Build the service's ASGI app; ``app.state.service`` is its :class:`ServiceState`.
 
     ``redis`` is a client to share (the caller closes it); without one, the app opens its
-    own from ``redis.url`` when a key has limits. ``limiter`` and ``screen`` replace the
-    Redis rate limiter and the PII screen (tests inject failing ones).
+    own from ``redis.url`` when a key has limits or the cache is on. ``limiter`` and
+    ``screen`` replace the Redis rate limiter and the PII screen (tests inject failing
+    ones); ``embedder`` replaces the semantic cache's embedder. ``app.state.cache`` is the
+    :class:`ResponseCache`, or None.
     """
     metrics = ServiceMetrics() if metrics is None else metrics
     simulator = Simulator(settings.simulator, settings.faults) if simulator is None else simulator
     metrics.track_batch(lambda: simulator.active, lambda: simulator.queued)
     state = ServiceState()
     security = Security(settings, metrics, limiter=limiter, screen=screen)
-    api = _Api(settings, simulator, metrics, state, security)
+    cache = ResponseCache(settings, metrics, embedder=embedder) if settings.cache.enabled else None
+    api = _Api(settings, simulator, metrics, state, security, cache)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         # One client and pool for every concern that uses Redis, opened in the serving loop.
         shared = redis
         owned = None
-        if shared is None and security.needs_redis:
+        if shared is None and (security.needs_redis or cache is not None):
             shared = owned = redis_client.connect(settings.redis)
         security.start(shared)
+        if cache is not None and shared is not None:
+            cache.start(shared)
         try:
             state.ready = not state.draining
             yield
         finally:
             state.begin_draining()
+            if cache is not None:
+                await cache.stop()
             security.stop()
             if owned is not None:
                 await owned.aclose()
@@ -145,6 +167,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = state
+    app.state.cache = cache
     return app
 
 
@@ -166,8 +189,10 @@ class _Api:
         metrics: ServiceMetrics,
         state: ServiceState,
         security: Security,
+        cache: ResponseCache | None,
     ) -> None:
         self._settings = settings
+        self._cache = cache
         self._model = settings.model
         self._sim = simulator
         self._metrics = metrics
@@ -197,10 +222,17 @@ class _Api:
             )
             if chat.model != self._model:
                 raise _unknown_model(chat.model)
-            limit_headers = None
+            # Headers of the answer: the rate limits', then the cache's.
+            response_headers: dict[str, str] | None = None
             if principal is not None and principal.limited:
-                limit_headers = await security.admit(principal, chat)
-            screened = security.screen(chat.prompt_text)
+                response_headers = await security.admit(principal, chat)
+            lookup: Lookup | None = None
+            hit: Answer | None = None
+            if self._cache is None:
+                screened = security.screen(chat.prompt_text)
+            else:
+                screened, lookup, hit = await self._look_up(principal, chat, headers)
+                response_headers = {**(response_headers or {}), CACHE_HEADER: lookup.status}
         except RequestError as exc:
             event = exc.event if isinstance(exc, Refusal) else audit.REQUEST
             security.record(event, CHAT_ROUTE, exc.status, principal, detail=exc.code)
@@ -213,6 +245,8 @@ class _Api:
             security.prompt_digest(screened_text),
             screened.found or None if screened is not None else None,
         )
+        if hit is not None and lookup is not None:
+            return self._replay(chat, hit, lookup, trail, response_headers)
         if self._sim.should_fail():
             self._audit(trail, 500, detail="simulated fault")
             return _error_response(
@@ -231,7 +265,7 @@ class _Api:
         trail.completion_id = completion_id
         if chat.stream:
             return EventStreamResponse(
-                self._stream(chat, plan, completion_id, started, trail), limit_headers
+                self._stream(chat, plan, completion_id, started, trail, lookup), response_headers
             )
         pieces: list[str] = []
         first_token_at = started
@@ -243,18 +277,75 @@ class _Api:
                     first_token_at = time.perf_counter()
                 pieces.append(piece)
         self._account(plan, started, first_token_at, time.perf_counter(), trail)
+        answer_text = "".join(pieces)
+        if lookup is not None and self._cache is not None:
+            await self._cache.store(lookup, _answer(plan, answer_text))
         return Response(
-            completion_body(completion_id, self._model, plan, "".join(pieces)),
-            headers=limit_headers,
+            completion_body(completion_id, self._model, plan, answer_text),
+            headers=response_headers,
             media_type=JSON,
         )
 
+    async def _look_up(
+        self, principal: Principal | None, chat: ChatRequest, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[pii.Screened | None, Lookup, Answer | None]:
+        """Screen the prompt text by text, then look the request up in the cache."""
+        assert self._cache is not None
+        security = self._security
+        screened_parts = security.screen_parts(chat.texts)
+        screened, texts = (None, chat.texts) if screened_parts is None else screened_parts
+        lookup = self._cache.begin(
+            principal,
+            chat,
+            texts,
+            header(headers, b"cache-control"),
+            # With detect, the model sees the prompt as sent: its answer may repeat the PII.
+            unmasked_pii=screened is not None
+            and bool(screened.found)
+            and security.pii_mode != "mask",
+        )
+        return screened, lookup, await self._cache.lookup(lookup)
+
+    def _replay(
+        self,
+        chat: ChatRequest,
+        answer: Answer,
+        lookup: Lookup,
+        trail: _Trail,
+        headers: Mapping[str, str] | None,
+    ) -> Response:
+        """Answer from the cache: no model, no tokens or cost counted, one audit record."""
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        trail.completion_id = completion_id
+        self._audit(
+            trail,
+            200,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            cost_usd=0.0,
+            detail=f"cache {lookup.status}",
+        )
+        if chat.stream:
+            return EventStreamResponse(
+                replay_events(answer, completion_id, self._model, chat.include_usage), headers
+            )
+        return Response(
+            replay_body(answer, completion_id, self._model), headers=headers, media_type=JSON
+        )
+
     async def _stream(
-        self, chat: ChatRequest, plan: Plan, completion_id: str, started: float, trail: _Trail
+        self,
+        chat: ChatRequest,
+        plan: Plan,
+        completion_id: str,
+        started: float,
+        trail: _Trail,
+        lookup: Lookup | None,
     ) -> AsyncGenerator[bytes, None]:
         writer = ChunkWriter(completion_id, self._model, chat.include_usage)
         first_token_at: float | None = None
         finished = False
+        pieces: list[str] | None = [] if lookup is not None and lookup.store else None
         try:
             async with aclosing(
                 self._sim.generate(plan, STREAM_STEP_SECONDS, STREAM_MAX_STEP_TOKENS)
@@ -263,9 +354,14 @@ class _Api:
                     first = first_token_at is None
                     if first:
                         first_token_at = time.perf_counter()
+                    if pieces is not None:
+                        pieces.append(piece)
                     yield writer.content(piece, first)
             finished = True
             self._account(plan, started, first_token_at or started, time.perf_counter(), trail)
+            if lookup is not None and pieces is not None and self._cache is not None:
+                # Stored before the stream ends: whoever has the answer can count on a hit.
+                await self._cache.store(lookup, _answer(plan, "".join(pieces)))
         finally:
             if not finished:
                 # The client left, or generation failed: the record says it did not finish.
@@ -364,6 +460,10 @@ class _Trail:
     prompt_sha256: str | None
     pii: dict[str, int] | None
     completion_id: str | None = None
+
+
+def _answer(plan: Plan, text: str) -> Answer:
+    return Answer(text, plan.finish_reason, plan.prompt_tokens, plan.completion_tokens)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

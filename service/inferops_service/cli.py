@@ -223,7 +223,11 @@ def _serve(args: argparse.Namespace) -> int:
             log.error("%s", exc)
             return EXIT_ERROR
     metrics = ServiceMetrics()
-    app = create_app(settings, metrics=metrics)
+    try:
+        app = create_app(settings, metrics=metrics)
+    except ConfigError as exc:  # e.g. the semantic cache without its extra installed
+        print(f"inferops-service: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     try:
         metrics_server, _ = start_http_server(args.metrics_port, args.host, metrics.registry)
     except OSError as exc:

@@ -13,6 +13,8 @@ Contract:
 - Security is off unless ``auth.keys`` lists a key. Listing one switches on the secure
   defaults: ``auth.required``, ``pii.mode: mask`` and ``limits.require_json_content_type``
   (each can still be set explicitly). Without keys the service behaves as it always has.
+- The response cache is off unless ``cache.exact.enabled`` or ``cache.semantic.enabled``;
+  either needs ``redis.url``.
 - An ``INFEROPS_<SECTION>_*`` variable that names no field of a known section is an error;
   other ``INFEROPS_*`` variables are left alone, since the pipeline shares the prefix.
 - Every failure is a :class:`ConfigError` whose message names the source and the field.
@@ -211,7 +213,7 @@ class RedisFailurePolicy(_Section):
 
 
 class RedisSettings(_Section):
-    """The Redis shared by the rate limiter (and later the cache); used only when needed."""
+    """The Redis shared by the rate limiter and the response cache; used only when needed."""
 
     url: str | None = Field(default=None, description="redis://, rediss:// or unix:// URL.")
     key_prefix: str = Field(default="inferops:", description="Prefix of every key written.")
@@ -281,6 +283,60 @@ class AuditSettings(_Section):
     )
 
 
+class ExactCacheSettings(_Section):
+    """The exact response cache: the same request, from the same tenant, answered again."""
+
+    enabled: bool = Field(default=False, description="Look up and store answers by request hash.")
+
+
+class SemanticCacheSettings(_Section):
+    """The semantic cache: a near-duplicate last user message answered from the cache."""
+
+    enabled: bool = Field(
+        default=False, description="Look up answers by similarity of the last user message."
+    )
+    threshold: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="Least cosine similarity that counts as a hit; high, for precision.",
+    )
+    single_turn_only: bool = Field(
+        default=True,
+        description="Only requests whose one user message follows nothing but system or "
+        "developer messages; false: any conversation, the earlier turns matched exactly.",
+    )
+    max_entries: int = Field(
+        default=100_000, ge=1, description="Entries each replica's index holds; oldest go first."
+    )
+    sync_interval_ms: float = Field(
+        default=250, gt=0, description="How often a replica reads other replicas' new entries."
+    )
+
+
+class CacheSettings(_Section):
+    """The response cache in Redis, shared by every replica; off unless a kind is enabled."""
+
+    ttl_s: int = Field(
+        default=3600, ge=1, description="Lifetime of a stored answer; a hit does not extend it."
+    )
+    max_temperature: float | None = Field(
+        default=None,
+        ge=0,
+        description="Requests with a higher temperature bypass the cache; none: cache any.",
+    )
+    max_entry_bytes: int = Field(
+        default=256 * 1024, ge=1, description="Larger answers are served but not stored."
+    )
+    exact: ExactCacheSettings = Field(default_factory=ExactCacheSettings)
+    semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any kind of cache is on."""
+        return self.exact.enabled or self.semantic.enabled
+
+
 class ServiceSettings(_Section):
     """The whole service configuration."""
 
@@ -294,6 +350,7 @@ class ServiceSettings(_Section):
     pii: PiiSettings = Field(default_factory=PiiSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -322,6 +379,11 @@ class ServiceSettings(_Section):
                         f"auth.keys[{i}] ({key.name}) sets rpm or tpm, which are kept in "
                         "Redis: set redis.url (or INFEROPS_REDIS_URL)"
                     )
+            if self.cache.enabled:
+                raise ValueError(
+                    "cache.exact or cache.semantic is enabled, and the cache is kept in "
+                    "Redis: set redis.url (or INFEROPS_REDIS_URL)"
+                )
         return self
 
     @property

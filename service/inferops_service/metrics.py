@@ -19,7 +19,14 @@ Contract with the pipeline (names and labels are relied upon; do not rename):
 - ``inferops_pii_detected_total{kind}``: findings in prompts, by kind (``email``,
   ``phone``, ``credit_card``, ``iban``, ``ssn``, ``ip_address``, ``api_key``).
 - ``inferops_redis_errors_total{concern}``: Redis calls that failed, by the concern that
-  made them (``auth`` for rate limits).
+  made them (``auth`` for rate limits, ``cache`` for the response cache).
+- ``inferops_cache_requests_total{kind,result}``: chat requests by what each enabled cache
+  ``kind`` (``exact``, ``semantic``) did for them: ``hit``, ``miss``, ``bypass`` (not
+  looked up: ``Cache-Control``, temperature, not eligible, Redis recently down) or
+  ``error`` (Redis failed the lookup).
+- ``inferops_cache_saved_usd_total{kind}``: what the answers served from the cache cost
+  when they were generated, by the kind that found them.
+- ``inferops_cache_semantic_entries``: live entries in this replica's semantic index.
 - ``inferops_audit_write_errors_total``: audit records that could not be written.
 
 ``route`` is a route template such as ``/v1/chat/completions``, or ``other``. Version and
@@ -38,6 +45,8 @@ from inferops_service.auth import REASONS
 
 CHAT_ROUTE = "/v1/chat/completions"
 OTHER_ROUTE = "other"
+CACHE_KINDS = ("exact", "semantic")
+CACHE_RESULTS = ("hit", "miss", "bypass", "error")
 
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.65, 0.8,
@@ -124,6 +133,25 @@ class ServiceMetrics:
         self.audit_write_errors = Counter(
             "inferops_audit_write_errors", "Audit records that could not be written.", registry=r
         )
+        self.cache_requests = Counter(
+            "inferops_cache_requests",
+            "Chat requests by what each enabled response cache kind did for them.",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.cache_saved = Counter(
+            "inferops_cache_saved_usd",
+            "Generation cost of the answers served from the cache, in USD.",
+            ["kind"],
+            registry=r,
+        )
+        self.cache_entries = Gauge(
+            "inferops_cache_semantic_entries",
+            "Live entries in this replica's semantic cache index.",
+            registry=r,
+        )
+        self._cache_children: dict[tuple[str, str], Counter] = {}
+        self._saved_children: dict[str, Counter] = {}
         # Label lookups take a lock and validate names; cache the children on the hot path.
         self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._completion_children: dict[str, _CompletionSeries] = {}
@@ -175,6 +203,21 @@ class ServiceMetrics:
         if child is None:
             child = self._limited_children[key_name] = self.rate_limited.labels(key_name)
         child.inc()
+
+    def enable_cache(self, kinds: tuple[str, ...]) -> None:
+        """Create the cache series of the enabled kinds, at 0."""
+        for kind in kinds:
+            for result in CACHE_RESULTS:
+                self._cache_children[(kind, result)] = self.cache_requests.labels(kind, result)
+            self._saved_children[kind] = self.cache_saved.labels(kind)
+
+    def count_cache(self, kind: str, result: str) -> None:
+        """Count what one cache kind did for one request."""
+        self._cache_children[(kind, result)].inc()
+
+    def count_cache_saved(self, kind: str, usd: float) -> None:
+        """Add the generation cost of one answer served from the cache."""
+        self._saved_children[kind].inc(usd)
 
     def track_batch(self, active: Callable[[], float], queued: Callable[[], float]) -> None:
         """Read the simulated batch's occupancy and queue from these callables at scrape time."""

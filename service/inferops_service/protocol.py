@@ -11,6 +11,8 @@ Contract:
   an assistant message may have ``null`` content (when it carried tool calls).
 - Size limits (``limits`` settings) are checked while parsing: the number of messages, the
   characters of one message and of all messages together. Each is a 400 naming the limit.
+- :class:`ChatRequest` keeps the parsed body and each message text apart, from which the
+  response cache builds its key.
 - Every error body has OpenAI's shape:
   ``{"error": {"message", "type", "param", "code"}}``.
 
@@ -105,13 +107,18 @@ class RequestError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """The parts of a chat-completions request the simulator acts on."""
+    """The parts of a chat-completions request the service acts on, and the body parsed."""
 
     model: str
     prompt_text: str
     max_tokens: int | None
     stream: bool
     include_usage: bool
+    # Each text of the messages in order (a string content, or each text part), which
+    # ``prompt_text`` joins with newlines; the cache keys on them one by one.
+    texts: tuple[str, ...] = ()
+    temperature: float | None = None
+    body: Mapping[str, Any] | None = None
 
 
 def error_body(message: str, type_: str, param: str | None, code: str | None) -> bytes:
@@ -145,9 +152,10 @@ def parse_chat_request(
         raise _invalid("Missing required parameter: 'model'.", param="model", code="missing")
     if not isinstance(model, str):
         raise _wrong_type("model", "a string", model)
-    prompt_text = _prompt_text(data.get("messages"), limits)
+    texts = _message_texts(data.get("messages"), limits)
     max_tokens = _max_tokens(data, max_output_tokens)
-    _check_temperature(data.get("temperature"))
+    temperature = data.get("temperature")
+    _check_temperature(temperature)
     n = data.get("n")
     if n is not None and n != 1:
         raise _invalid("Only n=1 is supported.", param="n")
@@ -158,11 +166,18 @@ def parse_chat_request(
     elif not isinstance(stream, bool):
         raise _wrong_type("stream", "a boolean", stream)
     return ChatRequest(
-        model, prompt_text, max_tokens, stream, _include_usage(data.get("stream_options"), stream)
+        model,
+        "\n".join(texts),
+        max_tokens,
+        stream,
+        _include_usage(data.get("stream_options"), stream),
+        tuple(texts),
+        temperature,
+        data,
     )
 
 
-def _prompt_text(messages: Any, limits: LimitSettings) -> str:
+def _message_texts(messages: Any, limits: LimitSettings) -> list[str]:
     if messages is None:
         raise _invalid("Missing required parameter: 'messages'.", param="messages", code="missing")
     if not isinstance(messages, list):
@@ -214,7 +229,7 @@ def _prompt_text(messages: Any, limits: LimitSettings) -> str:
             param="messages",
             code="context_length_exceeded",
         )
-    return "\n".join(texts)
+    return texts
 
 
 def _check_length(param: str, chars: int, limit: int | None) -> None:

@@ -14,9 +14,10 @@ Contract (the API calls these in this order, each only when configured):
    prompt estimate (characters / 4) plus ``max_tokens`` (or the default), since the real
    output is unknown until the end; unused tokens are not refunded.
 4. :meth:`Security.screen`: PII detection per ``pii.mode``. With ``mask``, the masked text
-   is what the model, the audit log and any later cache see. If screening raises, the
-   request is refused with 500 ``pii_screening_failed`` and nothing of the prompt is
-   logged, audited or forwarded: screening fails closed.
+   is what the model, the audit log and the response cache see (with the cache on,
+   :meth:`Security.screen_parts` screens each message text apart, for the cache's key).
+   If screening raises, the request is refused with 500 ``pii_screening_failed`` and
+   nothing of the prompt is logged, audited or forwarded: screening fails closed.
 
 Every refusal is counted (``inferops_auth_failures_total``, ``inferops_rate_limited_total``,
 ``inferops_redis_errors_total``) and raised as a :class:`Refusal` that names its audit
@@ -30,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -111,7 +112,7 @@ class Security:
         if self.keys is None:
             return None
         try:
-            return self.keys.authenticate(_header(headers, b"authorization"))
+            return self.keys.authenticate(header(headers, b"authorization"))
         except AuthError as exc:
             self._metrics.count_auth_failure(exc.reason)
             message = (
@@ -132,7 +133,7 @@ class Security:
         """Refuse with 415 a body that is not declared JSON, when that is required."""
         if not self._require_json:
             return
-        declared = _header(headers, b"content-type") or b""
+        declared = header(headers, b"content-type") or b""
         if declared.partition(b";")[0].strip().lower() != JSON_MEDIA_TYPE:
             raise RequestError(
                 415,
@@ -184,18 +185,33 @@ class Security:
         except Exception as exc:
             # The exception's text may quote the prompt: log its type only.
             log.error("PII screening failed (%s); request refused", type(exc).__name__)
-            raise Refusal(
-                audit.PII_ERROR,
-                500,
-                "The prompt could not be screened for personal data, so the request was "
-                "refused; nothing of it was forwarded, stored or logged. Retry, and tell the "
-                "operator if it persists.",
-                type_="server_error",
-                code="pii_screening_failed",
-            ) from None
+            raise _screening_failed() from None
         if screened.found:
             self._metrics.count_pii(screened.found)
         return screened
+
+    def screen_parts(self, texts: Sequence[str]) -> tuple[pii.Screened, tuple[str, ...]] | None:
+        """Screen each message text on its own, as :meth:`screen`; also return each result.
+
+        The response cache keys on the texts one by one, so each is screened apart; the
+        joined result is the prompt :meth:`screen` would give, except for a finding that
+        spans two messages, which is not one.
+        """
+        if self.pii_mode == "off":
+            return None
+        try:
+            results = [self._screen(text) for text in texts]
+        except Exception as exc:
+            log.error("PII screening failed (%s); request refused", type(exc).__name__)
+            raise _screening_failed() from None
+        found: dict[str, int] = {}
+        for result in results:
+            for kind, count in result.found.items():
+                found[kind] = found.get(kind, 0) + count
+        if found:
+            self._metrics.count_pii(found)
+        masked = tuple(result.text for result in results)
+        return pii.Screened("\n".join(masked), found), masked
 
     def record(
         self,
@@ -220,7 +236,20 @@ class Security:
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+def _screening_failed() -> Refusal:
+    return Refusal(
+        audit.PII_ERROR,
+        500,
+        "The prompt could not be screened for personal data, so the request was "
+        "refused; nothing of it was forwarded, stored or logged. Retry, and tell the "
+        "operator if it persists.",
+        type_="server_error",
+        code="pii_screening_failed",
+    )
+
+
+def header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """Return the first value of a request header, by its lower-case name."""
     for key, value in headers:
         if key == name:
             return value

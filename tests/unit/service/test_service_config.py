@@ -300,3 +300,30 @@ def test_example_config_documents_a_working_development_key() -> None:
     assert "sk-inferops-dev-local-only" in (EXAMPLES / "local.yaml").read_text()
     assert settings.auth.required and settings.pii.mode == "mask"
     assert settings.rate_limited and settings.redis.url is not None
+
+
+def test_the_cache_is_off_by_default_and_set_by_environment() -> None:
+    assert not load_settings(None, environ={}).cache.enabled
+    settings = load_settings(
+        None,
+        environ={
+            "INFEROPS_REDIS_URL": "redis://127.0.0.1:6390/0",
+            "INFEROPS_CACHE_EXACT_ENABLED": "true",
+            "INFEROPS_CACHE_SEMANTIC_THRESHOLD": "0.97",
+            "INFEROPS_CACHE_TTL_S": "60",
+        },
+    )
+    assert settings.cache.exact.enabled and not settings.cache.semantic.enabled
+    assert settings.cache.semantic.threshold == 0.97 and settings.cache.ttl_s == 60
+
+
+def test_cache_settings_name_the_bad_field() -> None:
+    with pytest.raises(ConfigError, match=r"cache\.semantic\.threshold"):
+        load_settings(None, environ={"INFEROPS_CACHE_SEMANTIC_THRESHOLD": "1.5"})
+    with pytest.raises(ConfigError, match=r"set redis\.url"):
+        load_settings(None, environ={"INFEROPS_CACHE_SEMANTIC_ENABLED": "true"})
+
+
+def test_example_config_caches_exact_answers() -> None:
+    settings = load_settings(EXAMPLES / "local.yaml", environ={})
+    assert settings.cache.exact.enabled and not settings.cache.semantic.enabled

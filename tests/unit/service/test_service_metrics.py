@@ -46,6 +46,9 @@ def test_families_have_the_contract_names_and_types() -> None:
         "inferops_pii_detected": "counter",
         "inferops_redis_errors": "counter",
         "inferops_audit_write_errors": "counter",
+        "inferops_cache_requests": "counter",
+        "inferops_cache_saved_usd": "counter",
+        "inferops_cache_semantic_entries": "gauge",
     }
 
 
