@@ -155,6 +155,20 @@ def _verdict_text(name: str, effect: str, look: TwoSided, allowed: str, worth: s
     )
 
 
+_SATURATED = 1e-12
+_MIN_SE = 1e-6  # log units: identical samples carry all the information they can
+_Z95 = 1.959963984540054
+
+
+def _log_quantile_se(sorted_logs: FloatArray, q: float) -> float:
+    """Standard error of a quantile of sorted values, from its order-statistic interval."""
+    n = len(sorted_logs)
+    half = _Z95 * math.sqrt(n * q * (1 - q))
+    lo = sorted_logs[max(0, math.floor(n * q - half))]
+    hi = sorted_logs[min(n - 1, math.ceil(n * q + half))]
+    return float(hi - lo) / (2 * _Z95)
+
+
 def _logs(values: FloatArray, sign: float) -> FloatArray:
     """Sorted log values, oriented so that the regression is an increase."""
     logs = np.log(np.maximum(values, 1e-9))
@@ -188,6 +202,12 @@ def _location(check: Check, c: FloatArray, b: FloatArray, limits: Limits) -> _Pa
     # The statistic moves by tau / se between the two shifts: that gap is the information
     # scale (nu = (tau / se)^2) without assuming a distribution.
     nu = (z_fail - z_worth) ** 2
+    if nu < _SATURATED:
+        # Both shifts lie beyond every observed difference (the canary is far better, or far
+        # worse, than both limits): the rank statistic is pinned and shows no scale of its
+        # own. The Hodges-Lehmann interval of the shift still does.
+        hl = hodges_lehmann_sorted(x, y, 0.95)
+        nu = (tau / max((hl.high - hl.low) / (2 * _Z95), _MIN_SE)) ** 2
     look = normal_two_sided(z_fail, -z_worth, nu, limits.alpha, limits.beta)
     ratio: float | None = None
     low: float | None = None
@@ -402,6 +422,10 @@ def _quantile_vs_baseline(
     fail, _, _ = quantile_test(x, y, at, math.log(allowed))
     worth, _, _ = quantile_test(x, y, at, math.log(allowed) + tau)
     nu = (fail.z - worth.z) ** 2
+    if nu < _SATURATED:
+        # Pinned as in ``_location``: take the scale from the quantiles' own intervals.
+        se = math.hypot(_log_quantile_se(x, at), _log_quantile_se(y, at))
+        nu = (tau / max(se, _MIN_SE)) ** 2
     look = normal_two_sided(fail.z, -worth.z, nu, limits.alpha, limits.beta)
     qc, qb = float(np.quantile(c, q)), float(np.quantile(b, q))
     ratio = qc / qb if qb > 0 else math.inf

@@ -196,3 +196,29 @@ def test_undescribed_verdicts_decide_the_same(change: dict[str, float]) -> None:
     ]
     latency = next(c for c in lean.checks if c.metric == "latency_s")
     assert latency.tests[0].estimate is None
+
+
+def _narrow(name: str, n: int, seed: int, scale: float) -> SampleSet:
+    """A service whose latency barely varies (a simulator, a cache): ranks separate fully."""
+    rng = np.random.default_rng(seed)
+    latency = scale * (1 + rng.uniform(0, 0.01, n))
+    return SampleSet.from_columns(
+        name,
+        ts=np.arange(n) / 10,
+        latency_s=latency,
+        ok=np.ones(n, dtype=bool),
+        ttft_s=latency / 5,
+        output_tokens=np.full(n, 50.0),
+    )
+
+
+def test_a_clearly_faster_canary_is_promoted_even_when_no_ranks_overlap() -> None:
+    # Every canary request is faster than every baseline request, at both the allowed and
+    # the worth-detecting shift: the evidence is overwhelming, not absent.
+    faster = judge_samples(_narrow("canary", 600, 1, 0.8), _narrow("stable", 600, 2, 1.0), SPEC)
+    assert faster.decision is Decision.PROMOTE, faster.reason
+
+
+def test_a_clearly_slower_canary_rolls_back_when_no_ranks_overlap() -> None:
+    slower = judge_samples(_narrow("canary", 400, 1, 2.0), _narrow("stable", 400, 2, 1.0), SPEC)
+    assert slower.decision is Decision.ROLLBACK, slower.reason
