@@ -9,18 +9,20 @@ or, after the last step, promote.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from inferops import rollout as steps
-from inferops.analysis.judge import Decision, Verdict, judge
 from inferops.analysis.spec import AnalysisSpec
+from inferops.analysis.verdict import Decision, Verdict
 from inferops.config import load_config
 from inferops.environments import Target, open_target
 from inferops.gitops import history, messages
-from inferops.loadtest import load_profile, run_load
+from inferops.loadtest import load_profile, read_samples, run_load
 from inferops.lock import EnvironmentLock
 from inferops.rollout import Candidate
 
@@ -41,28 +43,35 @@ def wait_live(target: Target, sha: str) -> None:
     get_run_logger().info("%s is live (%.1fs)", sha[:12], time.monotonic() - started)
 
 
+@dataclass(frozen=True)
+class Window:
+    """One load window: when the analysis starts and ends, and the requests it recorded."""
+
+    start: float
+    end: float
+    samples: Path
+
+
 @task
-def drive_load(target: Target, label: str) -> tuple[float, float]:
+def drive_load(target: Target, label: str) -> Window:
     """Drive the step's load through the router; the analysis window it covers."""
     plan = target.env.canary
     profile = load_profile(target.config.path(plan.load_profile))
-    out = target.state_dir / "loadtests" / label
     started = time.time()
     result = run_load(
         target.layout.router_url,
         profile,
-        out,
+        target.state_dir / "loadtests" / label,
         duration_s=plan.window_s + plan.warmup_s,
         env={"INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens)},
     )
-    ended = time.time()
     get_run_logger().info(
         "load %s: %d requests (%s)",
         label,
         result.requests,
         ", ".join(f"{k} {v}" for k, v in sorted(result.by_track.items())),
     )
-    return started + plan.warmup_s, ended
+    return Window(started + plan.warmup_s, time.time(), result.samples_path)
 
 
 @task
@@ -70,30 +79,28 @@ def analyse(
     target: Target,
     spec: AnalysisSpec,
     image: str,
-    window: tuple[float, float],
-    release_start: float,
-    final: bool,
+    step: list[Window],
+    previous: Verdict | None,
 ) -> Verdict:
-    """Measure both tracks over the window and judge the canary."""
+    """Judge the canary on the step's windows so far (samples first, metrics otherwise)."""
     steps.settle(target.layout.scrape_interval_s)
-    canary, baseline = steps.measure(
-        target.metrics(), target.name, image, window, release_start, spec.min_requests
+    first, last = step[0], step[-1]
+    metrics = steps.measure(
+        target.metrics(), target.name, image, (first.start, last.end), spec.min_requests
     )
-    verdict = judge(canary, baseline, spec, final)
+    step_rows = [r for w in step for r in steps.since(read_samples(w.samples), w.start)]
+    verdict = steps.judge_step(spec, step_rows, metrics, previous)
     get_run_logger().info("verdict: %s: %s", verdict.decision.value, verdict.reason)
     return verdict
 
 
 def _publish(release_id: str, index: int, label: str, verdict: Verdict) -> None:
-    rows = "\n".join(
-        f"| {c.metric} | {c.outcome.value} | {c.canary} | {c.baseline} | {c.limit} |"
-        for c in verdict.checks
-    )
+    rows = "\n".join(f"| {c.metric} | {c.outcome.value} | {c.detail} |" for c in verdict.checks)
     create_markdown_artifact(
         key=f"verdict-{release_id}-step-{index}",
         markdown=(
             f"## {release_id} {label}: **{verdict.decision.value}**\n\n{verdict.reason}\n\n"
-            "| check | outcome | canary | baseline | limit |\n|---|---|---|---|---|\n" + rows
+            "| check | outcome | evidence |\n|---|---|---|\n" + rows
         ),
         description=f"canary verdict of {release_id} at {label}",
     )
@@ -106,19 +113,21 @@ def _judge_step(
     index: int,
     weight: int,
     image: str,
-    release_start: float,
-    final: bool,
 ) -> Verdict:
+    """Load and judge one step until it passes, fails, or runs out of extensions.
+
+    ``promote`` from the judge means the step passed; ``continue`` and ``hold`` mean
+    more evidence is needed, so the window is extended (an extension adds to the step's
+    earlier windows, never discards them).
+    """
+    step: list[Window] = []
     verdict: Verdict | None = None
-    first_start: float | None = None
     for attempt in range(1 + target.env.canary.max_extensions):
-        label = f"{release_id}-step{index}-{attempt}"
-        start, end = drive_load(target, label)
-        # An extension adds evidence to the step's earlier windows; it never discards them.
-        first_start = start if first_start is None else first_start
-        verdict = analyse(target, spec, image, (first_start, end), release_start, final)
+        window = drive_load(target, f"{release_id}-step{index}-{attempt}")
+        step.append(window)
+        verdict = analyse(target, spec, image, step, verdict)
         _publish(release_id, index, f"step {index} ({weight}%)", verdict)
-        if verdict.decision is not Decision.HOLD:
+        if verdict.decision in (Decision.PROMOTE, Decision.ROLLBACK):
             return verdict
     assert verdict is not None
     return verdict
@@ -136,7 +145,6 @@ def _steps(
     repo = target.repo()
     plan = target.env.canary.steps
     total = len(plan)
-    release_start = time.time()
     stable = steps.current_state(repo).stable
     reason = (
         f"{release_id} starts: canary {_describe(candidate.image, candidate.env)} "
@@ -152,16 +160,7 @@ def _steps(
         )
         try:
             wait_live(target, commit(target, state, message))
-            verdict = _judge_step(
-                target,
-                spec,
-                release_id,
-                index,
-                weight,
-                candidate.image,
-                release_start,
-                final=index == total,
-            )
+            verdict = _judge_step(target, spec, release_id, index, weight, candidate.image)
         except Exception as exc:
             # Fail safe: a step that cannot be judged is withdrawn before the error is reported.
             reason = f"step {index} ({weight}%) failed: {exc}"
@@ -172,9 +171,10 @@ def _steps(
             )
             wait_live(target, sha)
             raise
-        reason = f"step {index} ({weight}%): {verdict.decision.value}: {verdict.reason}"
-        if verdict.decision in (Decision.ROLLBACK, Decision.HOLD):
-            if verdict.decision is Decision.HOLD:
+        outcome = "passed" if verdict.decision is Decision.PROMOTE else verdict.decision.value
+        reason = f"step {index} ({weight}%) {outcome}: {verdict.reason}"
+        if verdict.decision is not Decision.PROMOTE:
+            if verdict.decision is not Decision.ROLLBACK:
                 reason += " Evidence stayed short after every extension: never promote on it."
             sha = commit(
                 target,
@@ -190,7 +190,7 @@ def _steps(
                 "step": index,
                 "weight": weight,
             }
-        verdict_so_far = verdict.decision.value
+        verdict_so_far = "continue"
     sha = commit(
         target,
         steps.promoted(steps.current_state(repo)),

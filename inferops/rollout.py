@@ -10,10 +10,16 @@ verdict that would allow anything else.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from inferops.analysis.evidence import WindowStats
+from inferops.analysis.judge import judge
+from inferops.analysis.sample_judge import judge_samples
+from inferops.analysis.samples import split_tracks
+from inferops.analysis.spec import AnalysisSpec
+from inferops.analysis.verdict import Verdict
 from inferops.gitops import history, messages
 from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, write_state
 from inferops.gitops.repo import GitOpsRepo
@@ -106,26 +112,69 @@ def measure(
     env: str,
     image: str,
     window: tuple[float, float],
-    release_start: float,
     min_requests: int,
 ) -> tuple[WindowStats, WindowStats | None]:
     """Canary and baseline figures for a load window (start, end) in unix time.
 
-    The baseline is the stable version over the same window; when it served
-    too little there (the canary takes all traffic at 100%), the stable
-    version's traffic since the release began stands in for it.
+    The baseline is the stable version over the same window, or None when it
+    served too little there to compare with (at 100% the canary takes all traffic).
     """
     start, end = window
     version = image.rpartition("@sha256:")[2][:12] or image
     span = max(1.0, end - start)
     canary = metrics.window_stats({"env": env, "track": "canary", "version": version}, span, end)
     baseline = metrics.window_stats({"env": env, "track": "stable"}, span, end)
-    if baseline.requests < min_requests:
-        since = max(span, end - release_start)
-        baseline = metrics.window_stats({"env": env, "track": "stable"}, since, end)
-    return canary, baseline if baseline.requests > 0 else None
+    return canary, baseline if baseline.requests >= min_requests else None
 
 
 def settle(scrape_interval_s: float) -> None:
     """Wait until the last samples of a window have been scraped."""
     time.sleep(2 * scrape_interval_s + 0.5)
+
+
+INTERVAL_METRICS = frozenset(
+    {"error_rate", "latency_p50_s", "latency_p95_s", "latency_p99_s", "ttft_p95_s"}
+)
+"""The checks that per-interval aggregates (a metrics provider) can answer."""
+
+
+def since(rows: Sequence[Mapping[str, Any]], start: float) -> list[Mapping[str, Any]]:
+    """The samples of requests started at or after ``start`` (drops a warm-up)."""
+    return [r for r in rows if float(r.get("ts", 0.0)) >= start]
+
+
+def absolute_only(spec: AnalysisSpec) -> AnalysisSpec:
+    """The checks against absolute SLOs alone, for a step without a concurrent baseline.
+
+    A baseline measured earlier, under another load, is no comparison: at 100% the
+    canary serves all the traffic the stable version shared with it before.
+    """
+    relative = {"max_ratio": None, "min_ratio": None, "max_increase": None, "max_decrease": None}
+    kept = [c.model_copy(update=relative) for c in spec.checks if (c.max or c.min) is not None]
+    return spec.model_copy(update={"checks": kept}) if kept else spec
+
+
+def judge_step(
+    spec: AnalysisSpec,
+    step_rows: Sequence[Mapping[str, Any]],
+    window: tuple[WindowStats, WindowStats | None],
+    previous: Verdict | None,
+) -> Verdict:
+    """Judge a step: on per-request samples when the load generator has them, else on metrics.
+
+    ``promote`` means the step passed. The baseline is the stable version's requests in
+    the same windows; without enough of them only the absolute SLOs are judged.
+    """
+    tracks = split_tracks(step_rows)
+    canary = tracks.get("canary")
+    if canary is not None and len(canary):
+        baseline = tracks.get("stable")
+        if baseline is None or len(baseline) < spec.min_requests:
+            return judge_samples(canary, None, absolute_only(spec), previous=previous)
+        return judge_samples(canary, baseline, spec, previous=previous)
+    answerable = [c for c in spec.checks if c.metric in INTERVAL_METRICS]
+    # Without a check the metrics can answer, the full spec makes the judge hold: no data.
+    interval = spec.model_copy(update={"checks": answerable}) if answerable else spec
+    if window[1] is None:
+        interval = absolute_only(interval)
+    return judge(window[0], window[1], interval, final=True)

@@ -155,7 +155,9 @@ def _verdict_text(name: str, effect: str, look: TwoSided, allowed: str, worth: s
     )
 
 
-_SATURATED = 1e-12
+# Less than one unit of information between the limits: either little data (then the
+# interval-based scale is as small, and the max changes nothing) or a pinned statistic.
+_PINNED = 1.0
 _MIN_SE = 1e-6  # log units: identical samples carry all the information they can
 _Z95 = 1.959963984540054
 
@@ -202,12 +204,13 @@ def _location(check: Check, c: FloatArray, b: FloatArray, limits: Limits) -> _Pa
     # The statistic moves by tau / se between the two shifts: that gap is the information
     # scale (nu = (tau / se)^2) without assuming a distribution.
     nu = (z_fail - z_worth) ** 2
-    if nu < _SATURATED:
-        # Both shifts lie beyond every observed difference (the canary is far better, or far
-        # worse, than both limits): the rank statistic is pinned and shows no scale of its
-        # own. The Hodges-Lehmann interval of the shift still does.
+    if nu < _PINNED:
+        # Both shifts lie (nearly) beyond every observed difference (the canary is far
+        # better, or far worse, than both limits): the rank statistic is pinned at its
+        # extreme and hardly moves between them, which says nothing about the scale. The
+        # Hodges-Lehmann interval of the shift still measures it.
         hl = hodges_lehmann_sorted(x, y, 0.95)
-        nu = (tau / max((hl.high - hl.low) / (2 * _Z95), _MIN_SE)) ** 2
+        nu = max(nu, (tau / max((hl.high - hl.low) / (2 * _Z95), _MIN_SE)) ** 2)
     look = normal_two_sided(z_fail, -z_worth, nu, limits.alpha, limits.beta)
     ratio: float | None = None
     low: float | None = None
@@ -422,10 +425,10 @@ def _quantile_vs_baseline(
     fail, _, _ = quantile_test(x, y, at, math.log(allowed))
     worth, _, _ = quantile_test(x, y, at, math.log(allowed) + tau)
     nu = (fail.z - worth.z) ** 2
-    if nu < _SATURATED:
+    if nu < _PINNED:
         # Pinned as in ``_location``: take the scale from the quantiles' own intervals.
         se = math.hypot(_log_quantile_se(x, at), _log_quantile_se(y, at))
-        nu = (tau / max(se, _MIN_SE)) ** 2
+        nu = max(nu, (tau / max(se, _MIN_SE)) ** 2)
     look = normal_two_sided(fail.z, -worth.z, nu, limits.alpha, limits.beta)
     qc, qb = float(np.quantile(c, q)), float(np.quantile(b, q))
     ratio = qc / qb if qb > 0 else math.inf

@@ -44,7 +44,7 @@ def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         assert down.returncode == 0, down.stderr[-2000:]
         # The environment is gone; its history is not.
         kept = run_cli(dir_, "history", "--env", "local")
-        assert kept.returncode == 0 and "PROMOTED" in kept.stdout, kept.stderr
+        assert kept.returncode == 0 and "SEEDED" in kept.stdout, kept.stderr
 
 
 def target_of(dir_: Path) -> Target:
@@ -96,7 +96,7 @@ def test_a_bad_version_is_rolled_back(env_dir: Path) -> None:
     release = history(env_dir)[-1]
     assert release["outcome"] == "rolled back"
     assert release["events"][-1]["verdict"] == "rollback"
-    assert "exceeds" in release["events"][-1]["reason"]
+    assert "error rate" in release["events"][-1]["reason"]
     after = current_state(target_of(env_dir).repo())
     assert after.stable == before.stable and after.weight == 0
     status = target_of(env_dir).platform().status()
