@@ -143,18 +143,30 @@ def _steps(
 ) -> dict[str, Any]:
     """Every step of one release, ending in a promotion or a rollback commit."""
     repo = target.repo()
-    plan = target.env.canary.steps
-    total = len(plan)
     stable = steps.current_state(repo).stable
+    settings = target.env.canary
+    plan = steps.plan(
+        settings.steps,
+        stable.replicas,
+        target.layout.canary_replicas,
+        settings.warmup_s,
+        settings.capacity,
+    )
+    total = len(plan)
+    get_run_logger().info(
+        "plan: %s",
+        ", ".join(
+            f"{s.weight}% ({s.canary_replicas} canary / {s.stable_replicas} stable)" for s in plan
+        ),
+    )
     reason = (
         f"{release_id} starts: canary {_describe(candidate.image, candidate.env)} "
         f"against stable {_describe(stable.image, stable.env)}."
     )
     verdict_so_far = "start"
-    for index, weight in enumerate(plan, start=1):
-        state = steps.canary_at(
-            steps.current_state(repo), candidate, weight, target.layout.canary_replicas
-        )
+    for index, planned in enumerate(plan, start=1):
+        weight = planned.weight
+        state = steps.at_step(steps.current_state(repo), candidate, planned)
         message = messages.step(
             release_id, index, total, weight, candidate.image, verdict_so_far, reason
         )
@@ -166,7 +178,7 @@ def _steps(
             reason = f"step {index} ({weight}%) failed: {exc}"
             sha = commit(
                 target,
-                steps.rolled_back(steps.current_state(repo)),
+                steps.rolled_back(steps.current_state(repo), stable.replicas),
                 messages.rollback(release_id, index, total, candidate.image, stable.image, reason),
             )
             wait_live(target, sha)
@@ -178,7 +190,7 @@ def _steps(
                 reason += " Evidence stayed short after every extension: never promote on it."
             sha = commit(
                 target,
-                steps.rolled_back(steps.current_state(repo)),
+                steps.rolled_back(steps.current_state(repo), stable.replicas),
                 messages.rollback(release_id, index, total, candidate.image, stable.image, reason),
             )
             wait_live(target, sha)
@@ -193,7 +205,7 @@ def _steps(
         verdict_so_far = "continue"
     sha = commit(
         target,
-        steps.promoted(steps.current_state(repo)),
+        steps.promoted(steps.current_state(repo), max(stable.replicas, plan[-1].canary_replicas)),
         messages.promote(release_id, total, candidate.image, reason),
     )
     wait_live(target, sha)

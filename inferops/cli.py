@@ -267,6 +267,7 @@ app.command("judge")(judge_command)
 
 def main() -> None:
     """Console entry point: one-line errors, exit 1."""
+    from inferops.analysis.planning import PlanError
     from inferops.analysis.spec import SpecError
     from inferops.builders.local import BuildError
     from inferops.environments import NotProvisioned
@@ -279,6 +280,7 @@ def main() -> None:
     known = (
         ConfigError,
         SpecError,
+        PlanError,
         BuildError,
         NotProvisioned,
         ManifestError,

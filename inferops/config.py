@@ -39,6 +39,20 @@ class TerraformSettings(_Strict):
     variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
+class CapacitySettings(_Strict):
+    """What the service runs on, for planning steps on whole replicas and GPUs."""
+
+    replica_rps: Annotated[float, Field(gt=0)] = Field(
+        description="Requests per second one replica sustains within its SLOs."
+    )
+    peak_rps: Annotated[float, Field(gt=0)] = Field(description="Peak traffic to carry.")
+    gpus_per_replica: Annotated[int, Field(ge=1)] = 1
+    spare_gpus: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="GPUs beyond the stable's that the canary may use."
+    )
+    headroom: Annotated[float, Field(ge=0, le=5)] = 0.2
+
+
 class CanaryPlan(_Strict):
     """How a canary advances: the traffic steps and how long each is judged."""
 
@@ -50,6 +64,11 @@ class CanaryPlan(_Strict):
     load_profile: Path = Path("loadtests/profiles/step.yaml")
     max_tokens: Annotated[int, Field(ge=1, le=4096)] = Field(
         default=32, description="max_tokens of the load generator's requests."
+    )
+    capacity: CapacitySettings | None = Field(
+        default=None,
+        description="Plan steps on whole replicas within the GPUs held, scaling the stable "
+        "down no faster than its share of traffic allows; unset keeps replicas fixed.",
     )
 
     @field_validator("steps")

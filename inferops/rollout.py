@@ -16,10 +16,12 @@ from typing import Any
 
 from inferops.analysis.evidence import WindowStats
 from inferops.analysis.judge import judge
+from inferops.analysis.planning import Capacity, plan_steps
 from inferops.analysis.sample_judge import judge_samples
 from inferops.analysis.samples import split_tracks
 from inferops.analysis.spec import AnalysisSpec
 from inferops.analysis.verdict import Verdict
+from inferops.config import CapacitySettings
 from inferops.gitops import history, messages
 from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, write_state
 from inferops.gitops.repo import GitOpsRepo
@@ -55,6 +57,39 @@ def current_state(repo: GitOpsRepo) -> DesiredState:
     return read_state(repo.files())
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step as the platform runs it: the weight and both tracks' replicas."""
+
+    weight: int
+    canary_replicas: int
+    stable_replicas: int
+
+
+def plan(
+    weights: Sequence[int],
+    stable_replicas: int,
+    canary_replicas: int,
+    warmup_s: float,
+    capacity: CapacitySettings | None,
+) -> tuple[PlannedStep, ...]:
+    """The release's steps: as configured, or planned on whole replicas and GPUs."""
+    if capacity is None:
+        return tuple(PlannedStep(w, canary_replicas, stable_replicas) for w in weights)
+    held = Capacity(
+        stable_replicas=stable_replicas,
+        replica_rps=capacity.replica_rps,
+        peak_rps=capacity.peak_rps,
+        gpus_per_replica=capacity.gpus_per_replica,
+        spare_gpus=capacity.spare_gpus,
+        headroom=capacity.headroom,
+    )
+    return tuple(
+        PlannedStep(s.weight, s.canary_replicas, s.stable_replicas)
+        for s in plan_steps(held, list(weights), warmup_s)
+    )
+
+
 def canary_at(
     state: DesiredState, candidate: Candidate, weight: int, replicas: int | None = None
 ) -> DesiredState:
@@ -63,17 +98,27 @@ def canary_at(
     return replace(state, canary=canary, weight=weight).validate()
 
 
-def promoted(state: DesiredState) -> DesiredState:
-    """The canary's image and environment become stable; the canary is emptied."""
-    stable = TrackSpec(state.canary.image, state.stable.replicas, state.canary.env)
+def at_step(state: DesiredState, candidate: Candidate, step: PlannedStep) -> DesiredState:
+    """The canary at a planned step, the stable scaled to the step's replicas."""
+    moved = canary_at(state, candidate, step.weight, step.canary_replicas)
+    stable = replace(moved.stable, replicas=step.stable_replicas)
+    return replace(moved, stable=stable).validate()
+
+
+def promoted(state: DesiredState, replicas: int | None = None) -> DesiredState:
+    """The canary's image and environment become stable on ``replicas`` (default: as now)."""
+    stable = TrackSpec(state.canary.image, replicas or state.stable.replicas, state.canary.env)
     return replace(
         state, stable=stable, canary=replace(state.canary, replicas=0), weight=0
     ).validate()
 
 
-def rolled_back(state: DesiredState) -> DesiredState:
-    """The stable version takes all traffic; the canary is emptied."""
-    return replace(state, canary=replace(state.canary, replicas=0), weight=0).validate()
+def rolled_back(state: DesiredState, stable_replicas: int | None = None) -> DesiredState:
+    """The stable version takes all traffic again, on ``stable_replicas`` (default: as now)."""
+    stable = replace(state.stable, replicas=stable_replicas or state.stable.replicas)
+    return replace(
+        state, stable=stable, canary=replace(state.canary, replicas=0), weight=0
+    ).validate()
 
 
 def commit_state(repo: GitOpsRepo, state: DesiredState, message: messages.Message) -> str:
