@@ -57,7 +57,7 @@ environments:
     canary:
       steps: {steps}
       window_s: {window_s}
-      max_extensions: 4
+      max_extensions: 6
       load_profile: {ROOT / "loadtests/profiles/step.yaml"}
     slo_file: {ROOT / "loadtests/slos.yaml"}
     gitops_seed: {ROOT / "gitops/overlays/local"}

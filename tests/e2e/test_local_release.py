@@ -34,7 +34,7 @@ BAD = ["--set", "INFEROPS_FAULTS_EXTRA_LATENCY_MS=150", "--set", "INFEROPS_FAULT
 def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     needs_binaries("redis-server", "nginx", "prometheus")
     dir_ = tmp_path_factory.mktemp("e2e")
-    write_config(dir_, BASE_PORT, steps="[25, 100]", window_s=5)
+    write_config(dir_, BASE_PORT, steps="[50, 100]", window_s=5)
     up = run_cli(dir_, "up", "--env", "local")
     assert up.returncode == 0, up.stderr[-2000:]
     try:
@@ -78,7 +78,7 @@ def test_a_good_version_is_promoted(env_dir: Path) -> None:
     release = history(env_dir)[-1]
     assert release["outcome"] == "promoted"
     assert [(e["weight"], e["verdict"]) for e in release["events"]] == [
-        (25, "start"),
+        (50, "start"),
         (100, "continue"),
         (0, "promote"),
     ]
@@ -90,13 +90,17 @@ def test_a_good_version_is_promoted(env_dir: Path) -> None:
 
 def test_a_bad_version_is_rolled_back(env_dir: Path) -> None:
     before = current_state(target_of(env_dir).repo())
-    result = run_cli(env_dir, "release", "--env", "local", *BAD)
+    result = run_cli(env_dir, "release", "--env", "local", *BAD, "--json")
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "ROLLBACK" in result.stdout and "error rate" in result.stdout
+    verdict = json.loads(result.stdout)["verdict"]
+    assert verdict["decision"] == "rollback"
+    # Errors, latency and TTFT all regressed; whichever the evidence shows first decides.
+    failed = {c["metric"] for c in verdict["checks"] if c["outcome"] == "fail"}
+    assert failed and failed <= {"error_rate", "latency_s", "ttft_s", "latency_p95_s", "ttft_p95_s"}
     release = history(env_dir)[-1]
     assert release["outcome"] == "rolled back"
     assert release["events"][-1]["verdict"] == "rollback"
-    assert "error rate" in release["events"][-1]["reason"]
+    assert verdict["reason"] in release["events"][-1]["reason"]
     after = current_state(target_of(env_dir).repo())
     assert after.stable == before.stable and after.weight == 0
     status = target_of(env_dir).platform().status()
