@@ -9,42 +9,18 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from inferops.config import Config, load_config
-from inferops.environments import save_outputs
-from inferops.terraform import PlanSummary, Terraform, terraform_for
-
-
-def _terraform(config: Config, env: str) -> tuple[Terraform, dict[str, Any]]:
-    settings = config.environment(env).terraform
-    work_dir = config.env_state_dir(env) / "terraform"
-    work_dir.mkdir(parents=True, exist_ok=True)
-    tf = terraform_for(config.path(settings.module), work_dir, settings.binary)
-    variables: dict[str, Any] = {
-        "environment": env,
-        "state_dir": str(config.env_state_dir(env)),
-        **settings.variables,
-    }
-    return tf, variables
-
-
-def _summary(summary: PlanSummary) -> str:
-    lines = [f"{summary.adds} to add, {summary.changes} to change, {summary.destroys} to destroy"]
-    lines += [
-        f"  {'/'.join(c.actions)} {c.address}"
-        for c in summary.resource_changes
-        if c.actions != ("no-op",)
-    ]
-    return "\n".join(lines)
+from inferops.environments import save_outputs, terraform_of
 
 
 @task
 def plan_and_apply(config: Config, env: str) -> dict[str, Any]:
     """Plan, show the plan, apply exactly that plan, and return the outputs."""
     log = get_run_logger()
-    tf, variables = _terraform(config, env)
+    tf, variables = terraform_of(config, env)
     tf.init()
     plan_file = Path("tfplan")
     summary = tf.plan(variables, plan_file)
-    log.info("terraform plan for %s: %s", env, _summary(summary))
+    log.info("terraform plan for %s: %s", env, summary.describe())
     if summary.has_changes:
         tf.apply(plan_file)
     outputs = tf.output()
@@ -55,7 +31,7 @@ def plan_and_apply(config: Config, env: str) -> dict[str, Any]:
 @task
 def destroy(config: Config, env: str) -> None:
     """Destroy the environment's Terraform state."""
-    tf, variables = _terraform(config, env)
+    tf, variables = terraform_of(config, env)
     tf.init()
     tf.destroy(variables)
 

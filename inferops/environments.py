@@ -21,6 +21,7 @@ from inferops.gitops.repo import GitOpsRepo
 from inferops.metrics import MetricsProvider, provider_for
 from inferops.platforms.layout import LocalLayout
 from inferops.platforms.local import LocalPlatform
+from inferops.terraform import Terraform, terraform_for
 
 OUTPUTS_FILE = "outputs.json"
 LAST_OUTPUTS_FILE = "outputs.last.json"
@@ -66,6 +67,20 @@ class Target:
     def lock_path(self) -> Path:
         """The file that holds the environment's release lock."""
         return self.state_dir / "release.lock"
+
+
+def terraform_of(config: Config, name: str) -> tuple[Terraform, dict[str, Any]]:
+    """The environment's Terraform runner, working under its state folder, and its variables."""
+    settings = config.environment(name).terraform
+    work_dir = config.env_state_dir(name) / "terraform"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tf = terraform_for(config.path(settings.module), work_dir, settings.binary)
+    variables: dict[str, Any] = {
+        "environment": name,
+        "state_dir": str(config.env_state_dir(name)),
+        **settings.variables,
+    }
+    return tf, variables
 
 
 def load_slos(path: Path) -> AnalysisSpec:

@@ -128,6 +128,16 @@ class PlanSummary:
         """Whether applying the plan would change any resource or output."""
         return bool(self.resource_changes or self.output_changes)
 
+    def describe(self) -> str:
+        """Counts, then one line per resource that changes, as a reviewer reads a plan."""
+        lines = [f"{self.adds} to add, {self.changes} to change, {self.destroys} to destroy"]
+        lines += [
+            f"  {'/'.join(c.actions)} {c.address}"
+            for c in self.resource_changes
+            if c.actions != ("no-op",)
+        ]
+        return "\n".join(lines)
+
 
 def summarise_plan(plan_json: Mapping[str, Any]) -> PlanSummary:
     """Summarise the JSON of a saved plan (``terraform show -json PLAN``)."""

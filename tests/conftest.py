@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,19 @@ def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=600,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def running_env(dir_: Path) -> Iterator[Path]:
+    """The environment configured in ``dir_``, brought up by the CLI and down afterwards."""
+    needs_binaries("redis-server", "nginx", "prometheus")
+    up = run_cli(dir_, "up", "--env", "local")
+    assert up.returncode == 0, up.stderr[-3000:]
+    try:
+        yield dir_
+    finally:
+        down = run_cli(dir_, "down", "--env", "local")
+        assert down.returncode == 0, down.stderr[-3000:]
 
 
 def write_config(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import needs_binaries, run_cli, write_config
+from conftest import needs_binaries, run_cli, running_env, write_config
 
 from inferops.config import load_config
 from inferops.environments import Target, open_target
@@ -32,19 +32,13 @@ BAD = ["--set", "INFEROPS_FAULTS_EXTRA_LATENCY_MS=150", "--set", "INFEROPS_FAULT
 
 @pytest.fixture(scope="module")
 def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    needs_binaries("redis-server", "nginx", "prometheus")
     dir_ = tmp_path_factory.mktemp("e2e")
     write_config(dir_, BASE_PORT, steps="[50, 100]", window_s=5)
-    up = run_cli(dir_, "up", "--env", "local")
-    assert up.returncode == 0, up.stderr[-2000:]
-    try:
+    with running_env(dir_):
         yield dir_
-    finally:
-        down = run_cli(dir_, "down", "--env", "local")
-        assert down.returncode == 0, down.stderr[-2000:]
-        # The environment is gone; its history is not.
-        kept = run_cli(dir_, "history", "--env", "local")
-        assert kept.returncode == 0 and "SEEDED" in kept.stdout, kept.stderr
+    # The environment is gone; its history is not.
+    kept = run_cli(dir_, "history", "--env", "local")
+    assert kept.returncode == 0 and "SEEDED" in kept.stdout, kept.stderr
 
 
 def target_of(dir_: Path) -> Target:

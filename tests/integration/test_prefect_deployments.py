@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import needs_binaries, run_cli, write_config
+from conftest import running_env, write_config
 
 from inferops.config import load_config
 from inferops.environments import open_target
@@ -31,16 +31,10 @@ API = f"http://127.0.0.1:{BASE_PORT + 42}/api"
 
 @pytest.fixture(scope="module")
 def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    needs_binaries("redis-server", "nginx", "prometheus")
     dir_ = tmp_path_factory.mktemp("prefect-env")
     write_config(dir_, BASE_PORT, steps="[50, 100]", window_s=4, prefect_server=True)
-    up = run_cli(dir_, "up", "--env", "local")
-    assert up.returncode == 0, up.stderr[-3000:]
-    try:
+    with running_env(dir_):
         yield dir_
-    finally:
-        down = run_cli(dir_, "down", "--env", "local")
-        assert down.returncode == 0, down.stderr[-3000:]
 
 
 def post(path: str, body: dict[str, Any] | None = None) -> Any:

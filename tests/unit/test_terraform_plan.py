@@ -293,3 +293,18 @@ def test_variables_are_passed_as_terraform_values(tmp_path: Path, module: Path) 
     assert "-var=state_dir=/srv/a b" in argv
     assert "-var=base_port=18000" in argv
     assert '-var=flags={"on": true}' in argv
+
+
+def test_the_description_lists_what_changes_and_skips_no_ops() -> None:
+    summary = summarise_plan(
+        _plan(
+            _change("terraform_data.a", ["create"]),
+            _change("terraform_data.b", ["no-op"]),
+            _change("terraform_data.c", ["delete", "create"]),
+        )
+    )
+    assert summary.describe().splitlines() == [
+        "2 to add, 0 to change, 1 to destroy",
+        "  create terraform_data.a",
+        "  delete/create terraform_data.c",
+    ]
