@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inferops_service import audit, pii, redis_client
 from inferops_service.auth import Principal
+from inferops_service.backends import Backend, Reply, Usage, create_backend
 from inferops_service.cache import HEADER as CACHE_HEADER
 from inferops_service.cache import (
     Answer,
@@ -69,7 +70,6 @@ from inferops_service.protocol import (
 )
 from inferops_service.ratelimit import RateLimiter
 from inferops_service.security import Refusal, Security, header
-from inferops_service.simulator import Plan, Simulator, prompt_fingerprint
 
 if TYPE_CHECKING:
     # Only the semantic extra brings numpy; the app imports the embedder only to type it.
@@ -79,13 +79,6 @@ MAX_BODY_BYTES = LimitSettings().max_body_bytes
 MODELS_ROUTE = "/v1/models"
 MODEL_ROUTE = "/v1/models/{model:path}"
 JSON = "application/json"
-# Streamed text goes out about every 25 ms (at most 16 tokens an event): smooth for a
-# client, yet few enough events that serialising them stays cheap.
-STREAM_STEP_SECONDS = 0.025
-STREAM_MAX_STEP_TOKENS = 16
-# Unstreamed answers only need the batch occupancy re-read now and then.
-BUFFERED_STEP_SECONDS = 0.1
-BUFFERED_MAX_STEP_TOKENS = 1 << 30
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +100,7 @@ def create_app(
     settings: ServiceSettings,
     *,
     metrics: ServiceMetrics | None = None,
-    simulator: Simulator | None = None,
+    backend: Backend | None = None,
     redis: Redis | None = None,
     limiter: RateLimiter | None = None,
     screen: pii.Screen | None = None,
@@ -115,19 +108,18 @@ def create_app(
 ) -> Starlette:
     """Build the service's ASGI app; ``app.state.service`` is its :class:`ServiceState`.
 
-    ``redis`` is a client to share (the caller closes it); without one, the app opens its
-    own from ``redis.url`` when a key has limits or the cache is on. ``limiter`` and
-    ``screen`` replace the Redis rate limiter and the PII screen (tests inject failing
-    ones); ``embedder`` replaces the semantic cache's embedder. ``app.state.cache`` is the
-    :class:`ResponseCache`, or None.
+    ``backend`` replaces the one ``settings.backend`` names. ``redis`` is a client to share
+    (the caller closes it); without one, the app opens its own from ``redis.url`` when a key
+    has limits or the cache is on. ``limiter`` and ``screen`` replace the Redis rate limiter
+    and the PII screen (tests inject failing ones); ``embedder`` replaces the semantic
+    cache's embedder. ``app.state.cache`` is the :class:`ResponseCache`, or None.
     """
     metrics = ServiceMetrics() if metrics is None else metrics
-    simulator = Simulator(settings.simulator, settings.faults) if simulator is None else simulator
-    metrics.track_batch(lambda: simulator.active, lambda: simulator.queued)
+    backend = create_backend(settings, metrics) if backend is None else backend
     state = ServiceState()
     security = Security(settings, metrics, limiter=limiter, screen=screen)
     cache = ResponseCache(settings, metrics, embedder=embedder) if settings.cache.enabled else None
-    api = _Api(settings, simulator, metrics, state, security, cache)
+    api = _Api(settings, backend, metrics, state, security, cache)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -139,11 +131,13 @@ def create_app(
         security.start(shared)
         if cache is not None and shared is not None:
             cache.start(shared)
+        await backend.start()
         try:
             state.ready = not state.draining
             yield
         finally:
             state.begin_draining()
+            await backend.stop()
             if cache is not None:
                 await cache.stop()
             security.stop()
@@ -180,12 +174,12 @@ def service_state(app: Starlette) -> ServiceState:
 
 
 class _Api:
-    """The route handlers, bound to one app's settings, simulator, metrics and security."""
+    """The route handlers, bound to one app's settings, backend, metrics and security."""
 
     def __init__(
         self,
         settings: ServiceSettings,
-        simulator: Simulator,
+        backend: Backend,
         metrics: ServiceMetrics,
         state: ServiceState,
         security: Security,
@@ -194,7 +188,7 @@ class _Api:
         self._settings = settings
         self._cache = cache
         self._model = settings.model
-        self._sim = simulator
+        self._backend = backend
         self._metrics = metrics
         self._state = state
         self._security = security
@@ -208,7 +202,7 @@ class _Api:
         self._models_body = orjson.dumps({"object": "list", "data": [self._model_object]})
 
     async def chat_completions(self, request: Request) -> Response:
-        """Answer a chat completion, streamed or not, at the simulated model's pace."""
+        """Answer a chat completion, streamed or not, from the cache or the backend."""
         started = time.perf_counter()
         security = self._security
         headers = request.scope["headers"]
@@ -229,17 +223,16 @@ class _Api:
             lookup: Lookup | None = None
             hit: Answer | None = None
             if self._cache is None:
-                screened = security.screen(chat.prompt_text)
+                screened_parts = security.screen_parts(chat.texts)
+                screened, texts = (None, chat.texts) if screened_parts is None else screened_parts
             else:
-                screened, lookup, hit = await self._look_up(principal, chat, headers)
+                screened, texts, lookup, hit = await self._look_up(principal, chat, headers)
                 response_headers = {**(response_headers or {}), CACHE_HEADER: lookup.status}
         except RequestError as exc:
             event = exc.event if isinstance(exc, Refusal) else audit.REQUEST
             security.record(event, CHAT_ROUTE, exc.status, principal, detail=exc.code)
             return _error_response(exc)
         screened_text = chat.prompt_text if screened is None else screened.text
-        # The model sees the masked prompt when masking, else the prompt as sent.
-        prompt = screened_text if security.pii_mode == "mask" else chat.prompt_text
         trail = _Trail(
             principal,
             security.prompt_digest(screened_text),
@@ -247,17 +240,13 @@ class _Api:
         )
         if hit is not None and lookup is not None:
             return self._replay(chat, hit, lookup, trail, response_headers)
-        if self._sim.should_fail():
-            self._audit(trail, 500, detail="simulated fault")
-            return _error_response(
-                RequestError(
-                    500,
-                    "The server had an error while processing your request (simulated fault).",
-                    type_="server_error",
-                )
-            )
+        # The model sees the masked texts when masking, else the texts as sent.
+        sent = texts if security.pii_mode == "mask" else chat.texts
         try:
-            plan = self._sim.plan(len(prompt), prompt_fingerprint(prompt), chat.max_tokens)
+            reply = await self._backend.open(chat, sent, chat.stream)
+        except RequestError as exc:
+            self._audit(trail, exc.status, detail=exc.code or exc.message)
+            return _error_response(exc)
         except Exception:
             self._audit(trail, 500, detail="internal error")
             raise
@@ -265,30 +254,33 @@ class _Api:
         trail.completion_id = completion_id
         if chat.stream:
             return EventStreamResponse(
-                self._stream(chat, plan, completion_id, started, trail, lookup), response_headers
+                self._stream(chat, reply, completion_id, started, trail, lookup), response_headers
             )
         pieces: list[str] = []
         first_token_at = started
-        async with aclosing(
-            self._sim.generate(plan, BUFFERED_STEP_SECONDS, BUFFERED_MAX_STEP_TOKENS)
-        ) as text:
-            async for piece in text:
-                if not pieces:
-                    first_token_at = time.perf_counter()
-                pieces.append(piece)
-        self._account(plan, started, first_token_at, time.perf_counter(), trail)
+        try:
+            async with aclosing(reply.text()) as text:
+                async for piece in text:
+                    if not pieces:
+                        first_token_at = time.perf_counter()
+                    pieces.append(piece)
+        except RequestError as exc:
+            self._audit(trail, exc.status, detail=exc.code or exc.message)
+            return _error_response(exc)
+        usage = _finished(reply)
+        self._account(usage, started, first_token_at, time.perf_counter(), trail)
         answer_text = "".join(pieces)
         if lookup is not None and self._cache is not None:
-            await self._cache.store(lookup, _answer(plan, answer_text))
+            await self._cache.store(lookup, _answer(usage, answer_text))
         return Response(
-            completion_body(completion_id, self._model, plan, answer_text),
+            completion_body(completion_id, self._model, usage, answer_text),
             headers=response_headers,
             media_type=JSON,
         )
 
     async def _look_up(
         self, principal: Principal | None, chat: ChatRequest, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[pii.Screened | None, Lookup, Answer | None]:
+    ) -> tuple[pii.Screened | None, tuple[str, ...], Lookup, Answer | None]:
         """Screen the prompt text by text, then look the request up in the cache."""
         assert self._cache is not None
         security = self._security
@@ -304,7 +296,7 @@ class _Api:
             and bool(screened.found)
             and security.pii_mode != "mask",
         )
-        return screened, lookup, await self._cache.lookup(lookup)
+        return screened, texts, lookup, await self._cache.lookup(lookup)
 
     def _replay(
         self,
@@ -336,7 +328,7 @@ class _Api:
     async def _stream(
         self,
         chat: ChatRequest,
-        plan: Plan,
+        reply: Reply,
         completion_id: str,
         started: float,
         trail: _Trail,
@@ -347,9 +339,7 @@ class _Api:
         finished = False
         pieces: list[str] | None = [] if lookup is not None and lookup.store else None
         try:
-            async with aclosing(
-                self._sim.generate(plan, STREAM_STEP_SECONDS, STREAM_MAX_STEP_TOKENS)
-            ) as text:
+            async with aclosing(reply.text()) as text:
                 async for piece in text:
                     first = first_token_at is None
                     if first:
@@ -358,21 +348,26 @@ class _Api:
                         pieces.append(piece)
                     yield writer.content(piece, first)
             finished = True
-            self._account(plan, started, first_token_at or started, time.perf_counter(), trail)
+            usage = _finished(reply)
+            self._account(usage, started, first_token_at or started, time.perf_counter(), trail)
             if lookup is not None and pieces is not None and self._cache is not None:
                 # Stored before the stream ends: whoever has the answer can count on a hit.
-                await self._cache.store(lookup, _answer(plan, "".join(pieces)))
+                await self._cache.store(lookup, _answer(usage, "".join(pieces)))
+        except RequestError as exc:
+            # The status line has gone: the failure travels as an error event, as OpenAI's do.
+            yield b"data: " + exc.body() + b"\n\n"
+            return
         finally:
             if not finished:
                 # The client left, or generation failed: the record says it did not finish.
                 self._audit(trail, 200, detail="stream ended early")
-        yield writer.finish(plan)
+        yield writer.finish(usage)
         if chat.include_usage:
-            yield writer.usage(plan)
+            yield writer.usage(usage)
         yield DONE_EVENT
 
     def _account(
-        self, plan: Plan, started: float, first_token_at: float, ended: float, trail: _Trail
+        self, plan: Usage, started: float, first_token_at: float, ended: float, trail: _Trail
     ) -> None:
         tokens_after_first = plan.completion_tokens - 1
         cost = self._settings.cost.usd_for(plan.prompt_tokens, plan.completion_tokens)
@@ -446,7 +441,7 @@ class _Api:
 
     async def ready(self, request: Request) -> Response:
         """Report whether this instance should receive traffic."""
-        if self._state.ready:
+        if self._state.ready and self._backend.ready():
             return Response(b'{"status":"ready"}', media_type=JSON)
         status = "draining" if self._state.draining else "starting"
         return Response(orjson.dumps({"status": status}), status_code=503, media_type=JSON)
@@ -462,8 +457,15 @@ class _Trail:
     completion_id: str | None = None
 
 
-def _answer(plan: Plan, text: str) -> Answer:
-    return Answer(text, plan.finish_reason, plan.prompt_tokens, plan.completion_tokens)
+def _answer(usage: Usage, text: str) -> Answer:
+    return Answer(text, usage.finish_reason, usage.prompt_tokens, usage.completion_tokens)
+
+
+def _finished(reply: Reply) -> Usage:
+    """The usage of a reply whose text has ended; a backend that reports none is a bug."""
+    if reply.usage is None:
+        raise RuntimeError(f"{type(reply).__name__} ended its text without reporting usage")
+    return reply.usage
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

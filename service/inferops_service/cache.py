@@ -57,7 +57,6 @@ from inferops_service.protocol import (
     RequestError,
     completion_body,
 )
-from inferops_service.simulator import FinishReason, Plan
 
 if TYPE_CHECKING:
     from inferops_service.embedding import Embedder, Vector
@@ -83,14 +82,10 @@ class Answer:
     """A stored answer: its text, how it ended and its usage, and its semantic scope."""
 
     text: str
-    finish_reason: FinishReason
+    finish_reason: str
     prompt_tokens: int
     completion_tokens: int
     scope: str | None = None
-
-    def plan(self) -> Plan:
-        """Return the plan the protocol's renderers take."""
-        return Plan(self.prompt_tokens, self.completion_tokens, self.finish_reason, 0)
 
 
 def encode_answer(answer: Answer) -> bytes:
@@ -110,10 +105,9 @@ def decode_answer(raw: bytes | str) -> Answer | None:
     """Return the answer stored as ``raw``, or None if it is not one (treated as a miss)."""
     try:
         data = orjson.loads(raw)
-        finish: FinishReason = "length" if data["finish_reason"] == "length" else "stop"
         return Answer(
             str(data["text"]),
-            finish,
+            str(data["finish_reason"]),
             int(data["prompt_tokens"]),
             int(data["completion_tokens"]),
             data.get("scope"),
@@ -124,7 +118,7 @@ def decode_answer(raw: bytes | str) -> Answer | None:
 
 def replay_body(answer: Answer, completion_id: str, model: str) -> bytes:
     """Return a stored answer as a ``chat.completion`` body."""
-    return completion_body(completion_id, model, answer.plan(), answer.text)
+    return completion_body(completion_id, model, answer, answer.text)
 
 
 async def replay_events(
@@ -135,10 +129,9 @@ async def replay_events(
     text = answer.text
     for start in range(0, max(1, len(text)), REPLAY_CHUNK_CHARS):
         yield writer.content(text[start : start + REPLAY_CHUNK_CHARS], start == 0)
-    plan = answer.plan()
-    yield writer.finish(plan)
+    yield writer.finish(answer)
     if include_usage:
-        yield writer.usage(plan)
+        yield writer.usage(answer)
     yield DONE_EVENT
 
 

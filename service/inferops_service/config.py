@@ -337,10 +337,72 @@ class CacheSettings(_Section):
         return self.exact.enabled or self.semantic.enabled
 
 
+class BreakerSettings(_Section):
+    """The upstream circuit breaker: stop calling an upstream that keeps failing."""
+
+    failure_threshold: int = Field(
+        default=5, ge=1, description="Consecutive failed calls that open the breaker."
+    )
+    reset_s: float = Field(
+        default=10, gt=0, description="Seconds the breaker stays open before one trial call."
+    )
+
+
+class UpstreamSettings(_Section):
+    """The OpenAI-compatible server the ``openai`` backend forwards to (vLLM, TGI, an API)."""
+
+    url: str | None = Field(
+        default=None, description="Base URL including /v1, e.g. http://127.0.0.1:8000/v1."
+    )
+    api_key: str | None = Field(
+        default=None,
+        description="Bearer token for the upstream; set it with INFEROPS_UPSTREAM_API_KEY.",
+    )
+    model: str | None = Field(
+        default=None, description="Model id the upstream serves; defaults to ``model``."
+    )
+    connect_timeout_s: float = Field(default=2, gt=0, description="Time to open a connection.")
+    first_byte_timeout_s: float = Field(
+        default=60, gt=0, description="Time from sending a request to the first byte back."
+    )
+    read_timeout_s: float = Field(
+        default=30, gt=0, description="Longest silence between two pieces of an answer."
+    )
+    max_connections: int = Field(default=256, ge=1, description="Size of the connection pool.")
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of a call that failed before the upstream saw it (connect "
+        "errors, 502/503 answers); a call the upstream may have acted on is never retried.",
+    )
+    retry_backoff_s: float = Field(
+        default=0.05, ge=0, description="First retry delay; doubles on each retry."
+    )
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+
+    @field_validator("url")
+    @classmethod
+    def _is_an_http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_serializer("api_key")
+    def _hide_key(self, value: str | None) -> str | None:
+        return None if value is None else "***"
+
+
 class ServiceSettings(_Section):
     """The whole service configuration."""
 
     model: str = Field(default="sim-llama-3-8b", min_length=1, description="Model id served.")
+    backend: Literal["simulator", "openai"] = Field(
+        default="simulator",
+        description="Where answers come from: the simulated model, or an OpenAI-compatible "
+        "upstream (``upstream``).",
+    )
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     faults: FaultSettings = Field(default_factory=FaultSettings)
     cost: CostSettings = Field(default_factory=CostSettings)
@@ -369,6 +431,15 @@ class ServiceSettings(_Section):
             elif isinstance(current, dict) and field not in current:
                 data[section] = {**current, field: value}
         return data
+
+    @model_validator(mode="after")
+    def _openai_needs_upstream(self) -> ServiceSettings:
+        if self.backend == "openai" and self.upstream.url is None:
+            raise ValueError(
+                "backend is openai: set upstream.url (or INFEROPS_UPSTREAM_URL) to the "
+                "upstream's base URL, e.g. http://127.0.0.1:8000/v1"
+            )
+        return self
 
     @model_validator(mode="after")
     def _limits_need_redis(self) -> ServiceSettings:

@@ -25,12 +25,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from inferops_service.config import LimitSettings
-from inferops_service.simulator import Plan
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
@@ -332,8 +331,19 @@ def _wrong_type(param: str, expected: str, value: Any) -> RequestError:
     )
 
 
-def usage(plan: Plan) -> dict[str, int]:
-    """Return the OpenAI ``usage`` object of a planned request."""
+class Usage(Protocol):
+    """What an answer's closing events and body report: its token counts and why it ended."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+    @property
+    def finish_reason(self) -> str: ...
+
+
+def usage(plan: Usage) -> dict[str, int]:
+    """Return the OpenAI ``usage`` object of an answer."""
     return {
         "prompt_tokens": plan.prompt_tokens,
         "completion_tokens": plan.completion_tokens,
@@ -341,7 +351,7 @@ def usage(plan: Plan) -> dict[str, int]:
     }
 
 
-def completion_body(completion_id: str, model: str, plan: Plan, text: str) -> bytes:
+def completion_body(completion_id: str, model: str, plan: Usage, text: str) -> bytes:
     """Return a ``chat.completion`` object as JSON."""
     return orjson.dumps(
         {
@@ -380,11 +390,11 @@ class ChunkWriter:
         delta = {"role": "assistant", "content": text} if first else {"content": text}
         return self._event(delta, None)
 
-    def finish(self, plan: Plan) -> bytes:
+    def finish(self, plan: Usage) -> bytes:
         """Return the event that ends the choice with its finish reason."""
         return self._event({}, plan.finish_reason)
 
-    def usage(self, plan: Plan) -> bytes:
+    def usage(self, plan: Usage) -> bytes:
         """Return the trailing usage event (empty choices), sent when usage was asked for."""
         return _sse({**self._head, "choices": [], "usage": usage(plan)})
 

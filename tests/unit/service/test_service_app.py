@@ -365,7 +365,7 @@ def test_unexpected_errors_are_500_counted_and_stamped(
     def explode(*_: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("inferops_service.app.prompt_fingerprint", explode)
+    monkeypatch.setattr("inferops_service.backends.simulator.prompt_fingerprint", explode)
     with TestClient(app) as client:
         response = client.post(CHAT, json=chat())
     assert response.status_code == 500
