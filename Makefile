@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := redis-server nginx prometheus git
 
-.PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down bench-judge
+.PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down bench-judge bench-service
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -26,6 +26,8 @@ deps:  ## Install the Debian packages (redis-server, nginx, prometheus) when mis
 $(STAMP): pyproject.toml service/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	@# torch first and alone, so the CPU build is what the service's extras find installed.
+	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]' -e 'service/[test]'
 	@touch $(STAMP)
 
@@ -55,6 +57,12 @@ lint: setup  ## ruff, mypy --strict, import-linter
 
 bench-judge: setup  ## Benchmark the canary judge against Flagger- and Kayenta-like judges (~2 min on 2 cores)
 	$(BIN)/python -m bench.judge
+
+bench-service: setup  ## Benchmark the gateway (req/s, latency, CPU per request) against a trivial upstream with wrk (~1.5 min)
+	@command -v wrk >/dev/null || { echo "installing Debian package: wrk"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/python -m bench.service
 
 down: setup  ## Stop the local environment
 	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" $(BIN)/inferops down --env local

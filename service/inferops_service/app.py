@@ -5,7 +5,9 @@ Contract:
 - ``POST /v1/chat/completions`` answers a ``chat.completion`` object, or with
   ``"stream": true`` server-sent ``chat.completion.chunk`` events ending in ``data: [DONE]``
   (preceded by a usage event when ``stream_options.include_usage`` is true).
-- ``GET /v1/models`` and ``GET /v1/models/{model}`` list and describe the one served model.
+- ``POST /v1/embeddings``, when ``embeddings.enabled``: :mod:`inferops_service.embeddings_api`.
+- ``GET /v1/models`` and ``GET /v1/models/{model}`` list and describe the served models (the
+  chat model, and the embedding model when enabled).
 - ``GET /health`` is 200 while the process serves; ``GET /ready`` is 200 once started and
   503 once draining has begun, so the platform stops routing here before shutdown.
 - Errors, including unknown URLs and wrong methods, use OpenAI's error shape: 400 invalid,
@@ -46,7 +48,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from inferops_service import audit, pii, redis_client
+from inferops_service import audit, openapi, pii, redis_client
 from inferops_service.auth import Principal
 from inferops_service.backends import Backend, Reply, Usage, create_backend
 from inferops_service.cache import HEADER as CACHE_HEADER
@@ -58,6 +60,8 @@ from inferops_service.cache import (
     replay_events,
 )
 from inferops_service.config import LimitSettings, ServiceSettings
+from inferops_service.embeddings import SentenceEmbedder, SentenceModel
+from inferops_service.embeddings_api import EMBEDDINGS_ROUTE, EmbeddingsApi
 from inferops_service.metrics import CHAT_ROUTE, OTHER_ROUTE, ServiceMetrics
 from inferops_service.protocol import (
     DONE_EVENT,
@@ -70,10 +74,12 @@ from inferops_service.protocol import (
 )
 from inferops_service.ratelimit import RateLimiter
 from inferops_service.security import Refusal, Security, header
+from inferops_service.telemetry import Telemetry
 
 if TYPE_CHECKING:
     # Only the semantic extra brings numpy; the app imports the embedder only to type it.
     from inferops_service.embedding import Embedder
+    from inferops_service.telemetry.tracing import RequestSpans
 
 MAX_BODY_BYTES = LimitSettings().max_body_bytes
 MODELS_ROUTE = "/v1/models"
@@ -105,6 +111,8 @@ def create_app(
     limiter: RateLimiter | None = None,
     screen: pii.Screen | None = None,
     embedder: Embedder | None = None,
+    sentence_model: SentenceModel | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Starlette:
     """Build the service's ASGI app; ``app.state.service`` is its :class:`ServiceState`.
 
@@ -112,14 +120,25 @@ def create_app(
     (the caller closes it); without one, the app opens its own from ``redis.url`` when a key
     has limits or the cache is on. ``limiter`` and ``screen`` replace the Redis rate limiter
     and the PII screen (tests inject failing ones); ``embedder`` replaces the semantic
-    cache's embedder. ``app.state.cache`` is the :class:`ResponseCache`, or None.
+    cache's embedder. ``telemetry`` replaces the tracing and metric pushes the settings ask
+    for. ``sentence_model`` is a loaded embedding model to share (else the
+    app loads its own at start, when ``embeddings.enabled``). ``app.state.cache`` is the
+    :class:`ResponseCache`, or None.
     """
     metrics = ServiceMetrics() if metrics is None else metrics
     backend = create_backend(settings, metrics) if backend is None else backend
+    telemetry = Telemetry(settings, metrics) if telemetry is None else telemetry
     state = ServiceState()
     security = Security(settings, metrics, limiter=limiter, screen=screen)
     cache = ResponseCache(settings, metrics, embedder=embedder) if settings.cache.enabled else None
     api = _Api(settings, backend, metrics, state, security, cache)
+    embeddings = (
+        EmbeddingsApi(
+            settings, security, metrics, SentenceEmbedder(settings.embeddings, sentence_model)
+        )
+        if settings.embeddings.enabled
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -129,20 +148,28 @@ def create_app(
         if shared is None and (security.needs_redis or cache is not None):
             shared = owned = redis_client.connect(settings.redis)
         security.start(shared)
+        api.redis = shared
         if cache is not None and shared is not None:
             cache.start(shared)
+        if embeddings is not None:
+            await embeddings.start()
         await backend.start()
+        await telemetry.start()
         try:
             state.ready = not state.draining
             yield
         finally:
             state.begin_draining()
             await backend.stop()
+            if embeddings is not None:
+                await embeddings.stop()
             if cache is not None:
                 await cache.stop()
             security.stop()
             if owned is not None:
                 await owned.aclose()
+            # Last, so the final push carries everything counted while draining.
+            await telemetry.stop()
 
     identity = [
         (b"x-inferops-version", settings.identity.version.encode("latin-1", "replace")),
@@ -151,12 +178,23 @@ def create_app(
     app = Starlette(
         routes=[
             Route(CHAT_ROUTE, api.chat_completions, methods=["POST"]),
+            *([Route(EMBEDDINGS_ROUTE, embeddings.create, methods=["POST"])] if embeddings else []),
             Route(MODELS_ROUTE, api.list_models, methods=["GET"]),
             Route(MODEL_ROUTE, api.get_model, methods=["GET"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/ready", api.ready, methods=["GET"]),
+            Route("/openapi.json", api.openapi, methods=["GET"]),
         ],
-        middleware=[Middleware(TelemetryMiddleware, metrics=metrics, headers=identity)],
+        middleware=[
+            Middleware(
+                TelemetryMiddleware,
+                metrics=metrics,
+                headers=identity,
+                max_inflight=settings.limits.max_inflight,
+                retry_after_s=settings.limits.shed_retry_after_s,
+                spans=telemetry.spans,
+            )
+        ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
@@ -189,6 +227,9 @@ class _Api:
         self._cache = cache
         self._model = settings.model
         self._backend = backend
+        self.redis: Redis | None = None
+        # Without Redis, rate-limited keys are refused (policy closed): not worth routing to.
+        self._redis_essential = settings.rate_limited and settings.redis.on_error.auth == "closed"
         self._metrics = metrics
         self._state = state
         self._security = security
@@ -199,7 +240,18 @@ class _Api:
             "created": int(time.time()),
             "owned_by": "inferops",
         }
-        self._models_body = orjson.dumps({"object": "list", "data": [self._model_object]})
+        # Every model served, by id: the chat model, and the embedding model when enabled.
+        self._model_objects = {settings.model: self._model_object}
+        if settings.embeddings.enabled:
+            self._model_objects.setdefault(
+                settings.embeddings.model, {**self._model_object, "id": settings.embeddings.model}
+            )
+        self._models_body = orjson.dumps(
+            {"object": "list", "data": list(self._model_objects.values())}
+        )
+        self._openapi_body = orjson.dumps(
+            openapi.document(settings.identity.version, embeddings=settings.embeddings.enabled)
+        )
 
     async def chat_completions(self, request: Request) -> Response:
         """Answer a chat completion, streamed or not, from the cache or the backend."""
@@ -404,7 +456,7 @@ class _Api:
         )
 
     async def list_models(self, request: Request) -> Response:
-        """List the one model this service serves."""
+        """List the models this service serves."""
         refused = self._guard_read(request, MODELS_ROUTE)
         if refused is not None:
             return refused
@@ -416,9 +468,10 @@ class _Api:
         if refused is not None:
             return refused
         model = request.path_params["model"]
-        if model != self._model:
+        described = self._model_objects.get(model)
+        if described is None:
             return _error_response(_unknown_model(model))
-        return Response(orjson.dumps(self._model_object), media_type=JSON)
+        return Response(orjson.dumps(described), media_type=JSON)
 
     def _guard_read(self, request: Request, route: str) -> Response | None:
         """Authenticate a read-only route and audit it; return the refusal, if any."""
@@ -431,20 +484,42 @@ class _Api:
             security.record(exc.event, route, exc.status, None, detail=exc.code)
             return _error_response(exc)
         model = request.path_params.get("model")
-        status = 404 if model is not None and model != self._model else 200
+        status = 404 if model is not None and model not in self._model_objects else 200
         security.record(audit.REQUEST, route, status, principal)
         return None
+
+    async def openapi(self, request: Request) -> Response:
+        """Describe the API as an OpenAPI 3.0 document."""
+        return Response(self._openapi_body, media_type=JSON)
 
     async def health(self, request: Request) -> Response:
         """Report that the process is alive."""
         return Response(b'{"status":"ok"}', media_type=JSON)
 
     async def ready(self, request: Request) -> Response:
-        """Report whether this instance should receive traffic."""
-        if self._state.ready and self._backend.ready():
-            return Response(b'{"status":"ready"}', media_type=JSON)
-        status = "draining" if self._state.draining else "starting"
-        return Response(orjson.dumps({"status": status}), status_code=503, media_type=JSON)
+        """Report whether this instance should receive traffic, and what it is missing.
+
+        503 while starting or draining, while the backend cannot answer (an open circuit
+        breaker), and while Redis is unreachable if rate limits depend on it; 200 with
+        ``"status": "degraded"`` while Redis is unreachable and only the cache (or limits
+        configured to fail open) needed it.
+        """
+        if not self._state.ready:
+            status = "draining" if self._state.draining else "starting"
+            return Response(orjson.dumps({"status": status}), status_code=503, media_type=JSON)
+        if not self._backend.ready():
+            body = {"status": "unavailable", "backend": "not ready (circuit open)"}
+            return Response(orjson.dumps(body), status_code=503, media_type=JSON)
+        if self.redis is not None:
+            try:
+                await self.redis.ping()
+            except Exception as exc:
+                body = {"status": "degraded", "redis": f"unreachable ({type(exc).__name__})"}
+                if self._redis_essential:
+                    body["status"] = "unavailable"
+                    return Response(orjson.dumps(body), status_code=503, media_type=JSON)
+                return Response(orjson.dumps(body), media_type=JSON)
+        return Response(b'{"status":"ready"}', media_type=JSON)
 
 
 @dataclass(slots=True)
@@ -557,19 +632,44 @@ class EventStreamResponse(Response):
 
 
 class TelemetryMiddleware:
-    """Counts and times every request, and stamps the identity headers on every response.
+    """Counts and times every request, sheds overload, and stamps the identity headers.
 
     The duration runs until the app has sent its last byte, so a stream is timed in full.
     An exception before the response started is answered with an OpenAI-shaped 500 here,
     so that it is counted and carries the identity headers like any other answer.
+
+    With ``max_inflight`` API requests (``/v1/...``) already being served, a new one is
+    answered 503 with ``Retry-After`` at once, before its body is read: the process holds
+    at most that many requests, however many arrive, so memory and latency stay bounded
+    and clients back off. Health, readiness and metrics are never shed.
     """
 
     def __init__(
-        self, app: ASGIApp, metrics: ServiceMetrics, headers: list[tuple[bytes, bytes]]
+        self,
+        app: ASGIApp,
+        metrics: ServiceMetrics,
+        headers: list[tuple[bytes, bytes]],
+        max_inflight: int | None = None,
+        retry_after_s: int = 1,
+        spans: RequestSpans | None = None,
     ) -> None:
         self._app = app
         self._metrics = metrics
         self._headers = headers
+        self._max_inflight = max_inflight
+        self._spans = spans
+        self._api_inflight = 0
+        self._shed_body = error_body(
+            "The server is overloaded; retry after the time in the Retry-After header.",
+            "server_error",
+            None,
+            "overloaded",
+        )
+        self._shed_headers = [
+            (b"content-type", JSON.encode()),
+            (b"content-length", str(len(self._shed_body)).encode()),
+            (b"retry-after", str(retry_after_s).encode()),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection, recording it if it is an HTTP request."""
@@ -577,6 +677,32 @@ class TelemetryMiddleware:
             await self._app(scope, receive, send)
             return
         started = time.perf_counter()
+        if self._max_inflight is not None and scope["path"].startswith("/v1/"):
+            if self._api_inflight >= self._max_inflight:
+                await self._shed(scope, send, started)
+                return
+            self._api_inflight += 1
+            try:
+                await self._serve(scope, receive, send, started)
+            finally:
+                self._api_inflight -= 1
+            return
+        await self._serve(scope, receive, send, started)
+
+    async def _shed(self, scope: Scope, send: Send, started: float) -> None:
+        self._metrics.shed.inc()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [*self._shed_headers, *self._headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": self._shed_body})
+        route = CHAT_ROUTE if scope["path"] == CHAT_ROUTE else OTHER_ROUTE
+        self._metrics.observe_request(route, 503, time.perf_counter() - started)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         status = 0
 
         async def send_stamped(message: Message) -> None:
@@ -586,11 +712,14 @@ class TelemetryMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), *self._headers]}
             await send(message)
 
+        span = None if self._spans is None else self._spans.start(scope)
+        error: Exception | None = None
         inflight = self._metrics.inflight
         inflight.inc()
         try:
             await self._app(scope, receive, send_stamped)
-        except Exception:
+        except Exception as exc:
+            error = exc
             if status:
                 raise
             log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
@@ -599,11 +728,12 @@ class TelemetryMiddleware:
             inflight.dec()
             route = scope.get("route")
             path = getattr(route, "path", None)
+            template = path if isinstance(path, str) else None
             self._metrics.observe_request(
-                path if isinstance(path, str) else OTHER_ROUTE,
-                status or 500,
-                time.perf_counter() - started,
+                template or OTHER_ROUTE, status or 500, time.perf_counter() - started
             )
+            if span is not None:
+                span.end(status or 500, template, error)
 
 
 async def _send_server_error(send: Send) -> None:

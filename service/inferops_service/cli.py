@@ -45,6 +45,7 @@ from inferops_service.config import (
 )
 from inferops_service.metrics import ServiceMetrics
 from inferops_service.redis_client import describe
+from inferops_service.telemetry.logs import configure_logging
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -214,7 +215,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings is None:
         return EXIT_BAD_CONFIG
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(settings)
     if settings.audit.path is not None:
         # Found here, the problem is one clear line instead of a failed startup's traceback.
         try:
@@ -241,6 +242,8 @@ def _serve(args: argparse.Namespace) -> int:
         http="httptools",
         lifespan="on",
         log_level="warning",
+        # Our logging setup formats uvicorn's records too (JSON when telemetry asks).
+        log_config=None,
         access_log=False,
         timeout_graceful_shutdown=args.graceful_timeout,
     )

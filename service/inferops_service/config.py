@@ -15,6 +15,10 @@ Contract:
   (each can still be set explicitly). Without keys the service behaves as it always has.
 - The response cache is off unless ``cache.exact.enabled`` or ``cache.semantic.enabled``;
   either needs ``redis.url``.
+- Telemetry is off unless ``telemetry.otlp_endpoint`` (traces) or an exporter's
+  ``enabled`` (``telemetry.cloudwatch``, ``gcp``, ``datadog``) is set; its secrets
+  (``telemetry.datadog.api_key``, ``telemetry.otlp_headers``) come from the environment
+  and print as ``***``.
 - An ``INFEROPS_<SECTION>_*`` variable that names no field of a known section is an error;
   other ``INFEROPS_*`` variables are left alone, since the pipeline shares the prefix.
 - Every failure is a :class:`ConfigError` whose message names the source and the field.
@@ -273,6 +277,15 @@ class LimitSettings(_Section):
         description="Answer 415 unless Content-Type is application/json; defaults to true "
         "when API keys are listed.",
     )
+    max_inflight: int | None = Field(
+        default=256,
+        ge=1,
+        description="API requests served at once by this process; beyond it, new ones are "
+        "shed with 503 and Retry-After instead of queueing without bound. none: no limit.",
+    )
+    shed_retry_after_s: int = Field(
+        default=1, ge=1, description="Retry-After of a shed request, in seconds."
+    )
 
 
 class AuditSettings(_Section):
@@ -337,6 +350,32 @@ class CacheSettings(_Section):
         return self.exact.enabled or self.semantic.enabled
 
 
+class EmbeddingsSettings(_Section):
+    """``POST /v1/embeddings``, answered by a local sentence-embedding model (all-MiniLM-L6-v2).
+
+    Needs the service's ``embeddings`` extra (torch, transformers and the packaged model).
+    """
+
+    enabled: bool = Field(
+        default=False, description="Serve the endpoint; the model loads at start (seconds)."
+    )
+    model: str = Field(
+        default="all-minilm-l6-v2", min_length=1, description="Model id requests must name."
+    )
+    max_inputs: int = Field(default=2048, ge=1, description="Most inputs in one request.")
+    max_input_chars: int = Field(
+        default=8192, ge=1, description="Longest input, in characters, checked before tokenizing."
+    )
+    max_batch: int = Field(
+        default=32, ge=1, description="Most inputs in one forward pass, across requests."
+    )
+    threads: int = Field(
+        default=1,
+        ge=1,
+        description="CPU threads of one forward pass; the rest stay free for serving.",
+    )
+
+
 class BreakerSettings(_Section):
     """The upstream circuit breaker: stop calling an upstream that keeps failing."""
 
@@ -393,6 +432,155 @@ class UpstreamSettings(_Section):
         return None if value is None else "***"
 
 
+class CloudWatchSettings(_Section):
+    """Amazon CloudWatch: PutMetricData calls, or embedded metric format lines on stdout."""
+
+    enabled: bool = Field(default=False, description="Push the service's metrics to CloudWatch.")
+    mode: Literal["api", "emf"] = Field(
+        default="api",
+        description="api: PutMetricData through boto3 (the aws extra); emf: embedded metric "
+        "format JSON lines on stdout, for the CloudWatch agent or Lambda to ingest.",
+    )
+    namespace: str = Field(
+        default="Inferops/Service", min_length=1, max_length=255, description="Metric namespace."
+    )
+    region: str | None = Field(
+        default=None, min_length=1, description="AWS region; none: boto3's default chain."
+    )
+    endpoint_url: str | None = Field(
+        default=None, description="Another CloudWatch endpoint (a VPC endpoint); none: default."
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _is_an_http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class GcpSettings(_Section):
+    """Google Cloud Monitoring: custom metrics written with ``projects.timeSeries.create``."""
+
+    enabled: bool = Field(default=False, description="Push the service's metrics to GCP.")
+    project_id: str | None = Field(
+        default=None, min_length=1, description="Project written to; required when enabled."
+    )
+    location: str = Field(
+        default="global", min_length=1, description="Region or zone of the generic_task resource."
+    )
+    namespace: str = Field(
+        default="inferops", min_length=1, description="Namespace of the generic_task resource."
+    )
+    task_id: str | None = Field(
+        default=None, min_length=1, description="Names this replica; none: the host name."
+    )
+    endpoint: str = Field(
+        default="https://monitoring.googleapis.com", description="Cloud Monitoring API root."
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _is_an_http_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _project_when_enabled(self) -> GcpSettings:
+        if self.enabled and self.project_id is None:
+            raise ValueError(
+                "enabled needs project_id (or INFEROPS_TELEMETRY_GCP_PROJECT_ID): the project "
+                "whose Cloud Monitoring receives the metrics"
+            )
+        return self
+
+
+class DatadogSettings(_Section):
+    """Datadog: the metrics API v2, or DogStatsD datagrams to a local agent."""
+
+    enabled: bool = Field(default=False, description="Push the service's metrics to Datadog.")
+    transport: Literal["api", "dogstatsd"] = Field(
+        default="api", description="api: POST /api/v2/series; dogstatsd: UDP to the agent."
+    )
+    site: str = Field(
+        default="datadoghq.com",
+        pattern=r"^[a-z0-9.-]+$",
+        description="Datadog site: datadoghq.com, datadoghq.eu, us5.datadoghq.com, ...",
+    )
+    api_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description="API key for the api transport; set it with "
+        "INFEROPS_TELEMETRY_DATADOG_API_KEY, never in a file in Git.",
+    )
+    dogstatsd_host: str = Field(default="127.0.0.1", min_length=1, description="Agent address.")
+    dogstatsd_port: int = Field(default=8125, ge=1, le=65535, description="Agent UDP port.")
+    host: str | None = Field(
+        default=None, min_length=1, description="Host resource of each series; none: host name."
+    )
+
+    @field_serializer("api_key")
+    def _hide_key(self, value: str | None) -> str | None:
+        return None if value is None else "***"
+
+    @model_validator(mode="after")
+    def _key_for_the_api(self) -> DatadogSettings:
+        if self.enabled and self.transport == "api" and self.api_key is None:
+            raise ValueError(
+                "enabled with transport api needs api_key: set INFEROPS_TELEMETRY_DATADOG_API_KEY"
+            )
+        return self
+
+
+class TelemetrySettings(_Section):
+    """Logs, traces and the push of metrics to cloud monitoring; all off by default."""
+
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text for people; json: one object per line, for clusters."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe level logged."
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an OTLP/HTTP collector, e.g. http://otel-collector:4318; "
+        "spans go to its /v1/traces. none: no tracing.",
+    )
+    otlp_headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers of every OTLP request (e.g. an auth token)."
+    )
+    otlp_timeout_s: float = Field(default=10, gt=0, description="Timeout of one OTLP export.")
+    sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Fraction of new traces recorded; a request with a parent follows it.",
+    )
+    xray: bool = Field(
+        default=False,
+        description="AWS X-Ray compatible trace ids, and the X-Amzn-Trace-Id header read "
+        "beside W3C traceparent (the telemetry extra brings both).",
+    )
+    export_interval_s: float = Field(
+        default=60, ge=1, description="Seconds between two pushes of metrics."
+    )
+    cloudwatch: CloudWatchSettings = Field(default_factory=CloudWatchSettings)
+    gcp: GcpSettings = Field(default_factory=GcpSettings)
+    datadog: DatadogSettings = Field(default_factory=DatadogSettings)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _is_an_http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_serializer("otlp_headers")
+    def _hide_headers(self, value: dict[str, str]) -> dict[str, str]:
+        return dict.fromkeys(value, "***")
+
+
 class ServiceSettings(_Section):
     """The whole service configuration."""
 
@@ -413,6 +601,8 @@ class ServiceSettings(_Section):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,7 @@ Contract with the pipeline (names and labels are relied upon; do not rename):
 - ``inferops_input_tokens_total{route}``, ``inferops_output_tokens_total{route}``,
   ``inferops_cost_usd_total{route}``: completed completions.
 - ``inferops_inflight_requests``: HTTP requests being served.
+- ``inferops_shed_requests_total``: API requests shed (503) above ``limits.max_inflight``.
 - ``inferops_simulator_active_sequences`` and ``inferops_simulator_queued_requests``: the
   simulated batch, read at scrape time.
 - ``inferops_auth_failures_total{reason}``: requests refused for their API key, ``reason``
@@ -28,6 +29,12 @@ Contract with the pipeline (names and labels are relied upon; do not rename):
   when they were generated, by the kind that found them.
 - ``inferops_cache_semantic_entries``: live entries in this replica's semantic index.
 - ``inferops_audit_write_errors_total``: audit records that could not be written.
+- ``inferops_upstream_requests_total{outcome}`` (``openai`` backend only): calls to the
+  upstream by outcome: ``ok``, ``error`` (it answered an error or broke off),
+  ``timeout``, ``unavailable`` (unreachable after retries), ``circuit_open`` (refused
+  without calling) and ``retried`` (each retry, counted besides the final outcome).
+- ``inferops_upstream_circuit_open`` (``openai`` backend only): 1 from the circuit breaker
+  opening until a trial call succeeds, read at scrape time.
 
 ``route`` is a route template such as ``/v1/chat/completions``, or ``other``. Version and
 track are not labels here: the platform attaches them when it scrapes.
@@ -47,6 +54,7 @@ CHAT_ROUTE = "/v1/chat/completions"
 OTHER_ROUTE = "other"
 CACHE_KINDS = ("exact", "semantic")
 CACHE_RESULTS = ("hit", "miss", "bypass", "error")
+UPSTREAM_OUTCOMES = ("ok", "error", "timeout", "unavailable", "circuit_open", "retried")
 
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.65, 0.8,
@@ -99,6 +107,11 @@ class ServiceMetrics:
         )
         self.inflight = Gauge(
             "inferops_inflight_requests", "HTTP requests in progress.", registry=r
+        )
+        self.shed = Counter(
+            "inferops_shed_requests",
+            "API requests refused with 503 because too many were in flight.",
+            registry=r,
         )
         self.active_sequences = Gauge(
             "inferops_simulator_active_sequences", "Sequences in the simulated batch.", registry=r
@@ -162,6 +175,10 @@ class ServiceMetrics:
         self._pii_children = {kind: self.pii_detected.labels(kind) for kind in pii.KINDS}
         self._auth_children = {reason: self.auth_failures.labels(reason) for reason in REASONS}
         self._limited_children: dict[str, Counter] = {}
+        # Registered by enable_upstream, so only an openai backend's service exports them.
+        self.upstream_requests: Counter | None = None
+        self.upstream_circuit_open: Gauge | None = None
+        self._upstream_children: dict[str, Counter] = {}
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request and its duration."""
@@ -223,6 +240,30 @@ class ServiceMetrics:
         """Read the simulated batch's occupancy and queue from these callables at scrape time."""
         self.active_sequences.set_function(active)
         self.queued_requests.set_function(queued)
+
+    def enable_upstream(self, circuit_open: Callable[[], float]) -> None:
+        """Register the upstream series, at 0, and read the breaker state at scrape time."""
+        if self.upstream_requests is None:
+            self.upstream_requests = Counter(
+                "inferops_upstream_requests",
+                "Calls to the upstream model server, by outcome; retried counts each retry.",
+                ["outcome"],
+                registry=self.registry,
+            )
+            self.upstream_circuit_open = Gauge(
+                "inferops_upstream_circuit_open",
+                "1 from the upstream circuit breaker opening until a trial call succeeds.",
+                registry=self.registry,
+            )
+            self._upstream_children = {
+                outcome: self.upstream_requests.labels(outcome) for outcome in UPSTREAM_OUTCOMES
+            }
+        assert self.upstream_circuit_open is not None
+        self.upstream_circuit_open.set_function(circuit_open)
+
+    def upstream_counter(self, outcome: str) -> Counter:
+        """Return the counter of one upstream outcome, bound once by the caller."""
+        return self._upstream_children[outcome]
 
     def exposition(self) -> bytes:
         """Return the registry in the Prometheus text format."""

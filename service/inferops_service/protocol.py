@@ -12,7 +12,8 @@ Contract:
 - Size limits (``limits`` settings) are checked while parsing: the number of messages, the
   characters of one message and of all messages together. Each is a 400 naming the limit.
 - :class:`ChatRequest` keeps the parsed body and each message text apart, from which the
-  response cache builds its key.
+  response cache builds its key; :func:`with_texts` writes texts (masked ones) back into a
+  copy of the body, for a backend that forwards it.
 - Every error body has OpenAI's shape:
   ``{"error": {"message", "type", "param", "code"}}``.
 
@@ -23,7 +24,7 @@ a pydantic model does on the hot path.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -201,7 +202,7 @@ def _message_texts(messages: Any, limits: LimitSettings) -> list[str]:
         if not isinstance(message, dict):
             raise _wrong_type(where, "an object", message)
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise _invalid(
                 f"Invalid value for '{where}.role': expected one of "
                 f"{', '.join(sorted(ROLES))}, got {role!r}.",
@@ -304,6 +305,27 @@ def _include_usage(options: Any, stream: bool) -> bool:
     if not isinstance(include, bool):
         raise _wrong_type("stream_options.include_usage", "a boolean", include)
     return include
+
+
+def with_texts(body: Mapping[str, Any], texts: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of a parsed body whose message texts are ``texts``, in ChatRequest order."""
+    messages: list[Any] = []
+    rest = iter(texts)
+    try:
+        for message in body["messages"]:
+            content = message.get("content")
+            if isinstance(content, str):
+                message = {**message, "content": next(rest)}
+            elif isinstance(content, list):
+                # Only text parts are accepted, so every part takes the next text.
+                parts = [{**part, "text": next(rest)} for part in content]
+                message = {**message, "content": parts}
+            messages.append(message)
+    except StopIteration:
+        raise ValueError("fewer texts than the messages hold") from None
+    if next(rest, None) is not None:
+        raise ValueError("more texts than the messages hold")
+    return {**body, "messages": messages}
 
 
 def _invalid(message: str, *, param: str | None = None, code: str | None = None) -> RequestError:

@@ -40,7 +40,7 @@ class Usage:
 
 
 class BackendError(RequestError):
-    """The backend cannot answer this request; the status says why (500, 502, 503, 504)."""
+    """The backend cannot answer this request; the status says why (4xx from an upstream, 5xx)."""
 
     def __init__(
         self,
@@ -48,10 +48,11 @@ class BackendError(RequestError):
         message: str,
         *,
         code: str | None = None,
+        param: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         type_ = "server_error" if status >= 500 else "invalid_request_error"
-        super().__init__(status, message, code=code, type_=type_, headers=headers)
+        super().__init__(status, message, param=param, code=code, type_=type_, headers=headers)
 
 
 class Reply(Protocol):

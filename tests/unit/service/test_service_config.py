@@ -327,3 +327,22 @@ def test_cache_settings_name_the_bad_field() -> None:
 def test_example_config_caches_exact_answers() -> None:
     settings = load_settings(EXAMPLES / "local.yaml", environ={})
     assert settings.cache.exact.enabled and not settings.cache.semantic.enabled
+
+
+def test_the_openai_backend_needs_an_upstream_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"backend is openai: set upstream\.url"):
+        load_settings(write(tmp_path, "backend: openai\n"), environ={})
+    with pytest.raises(ConfigError, match=r"upstream\.url \(from INFEROPS_UPSTREAM_URL\)"):
+        load_settings(
+            None, environ={"INFEROPS_BACKEND": "openai", "INFEROPS_UPSTREAM_URL": "ftp://x/v1"}
+        )
+    settings = load_settings(
+        None,
+        environ={
+            "INFEROPS_BACKEND": "openai",
+            "INFEROPS_UPSTREAM_URL": "http://127.0.0.1:8000/v1",
+            "INFEROPS_UPSTREAM_API_KEY": "sk-up",
+        },
+    )
+    assert settings.upstream.url == "http://127.0.0.1:8000/v1"
+    assert "sk-up" not in to_yaml(settings)

@@ -39,6 +39,7 @@ def test_families_have_the_contract_names_and_types() -> None:
         "inferops_output_tokens": "counter",
         "inferops_cost_usd": "counter",
         "inferops_inflight_requests": "gauge",
+        "inferops_shed_requests": "counter",
         "inferops_simulator_active_sequences": "gauge",
         "inferops_simulator_queued_requests": "gauge",
         "inferops_auth_failures": "counter",
