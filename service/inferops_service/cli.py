@@ -19,8 +19,10 @@ Contract:
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -300,6 +302,17 @@ class DrainingServer(uvicorn.Server):
         self._on_drain = on_drain
         self._drain_seconds = drain_seconds
         self._draining = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start serving, then take what start-up built out of the garbage collector's view.
+
+        Everything imported and built so far lives as long as the process. Left in the
+        collector's generations, it is walked by every full collection: tens of
+        milliseconds each under load, which showed as the p99 of the gateway benchmark.
+        """
+        await super().startup(sockets)
+        gc.collect()
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Drain on the first stop signal, stop on the second, force-stop on the third."""
