@@ -121,8 +121,9 @@ def create_app(
     has limits or the cache is on. ``limiter`` and ``screen`` replace the Redis rate limiter
     and the PII screen (tests inject failing ones); ``embedder`` replaces the semantic
     cache's embedder. ``telemetry`` replaces the tracing and metric pushes the settings ask
-    for. ``sentence_model`` is a loaded embedding model to share (else the
-    app loads its own at start, when ``embeddings.enabled``). ``app.state.cache`` is the
+    for. ``sentence_model`` is a loaded embedding model to share (else the app loads its
+    own at start, once, when ``embeddings.enabled`` or ``cache.semantic.embedder`` is
+    ``minilm``; ``/ready`` waits for it). ``app.state.cache`` is the
     :class:`ResponseCache`, or None.
     """
     metrics = ServiceMetrics() if metrics is None else metrics
@@ -130,13 +131,21 @@ def create_app(
     telemetry = Telemetry(settings, metrics) if telemetry is None else telemetry
     state = ServiceState()
     security = Security(settings, metrics, limiter=limiter, screen=screen)
-    cache = ResponseCache(settings, metrics, embedder=embedder) if settings.cache.enabled else None
+    # One model per process, for /v1/embeddings and the semantic cache alike.
+    sentences = (
+        SentenceEmbedder(settings.embeddings, sentence_model)
+        if settings.embeddings.enabled or settings.cache.semantic.needs_model
+        else None
+    )
+    cache = (
+        ResponseCache(settings, metrics, embedder=embedder, sentences=sentences)
+        if settings.cache.enabled
+        else None
+    )
     api = _Api(settings, backend, metrics, state, security, cache)
     embeddings = (
-        EmbeddingsApi(
-            settings, security, metrics, SentenceEmbedder(settings.embeddings, sentence_model)
-        )
-        if settings.embeddings.enabled
+        EmbeddingsApi(settings, security, metrics, sentences)
+        if settings.embeddings.enabled and sentences is not None
         else None
     )
 
@@ -151,8 +160,8 @@ def create_app(
         api.redis = shared
         if cache is not None and shared is not None:
             cache.start(shared)
-        if embeddings is not None:
-            await embeddings.start()
+        if sentences is not None:
+            await sentences.start()  # loads the model in its worker thread; not ready before
         await backend.start()
         await telemetry.start()
         try:
@@ -161,8 +170,8 @@ def create_app(
         finally:
             state.begin_draining()
             await backend.stop()
-            if embeddings is not None:
-                await embeddings.stop()
+            if sentences is not None:
+                await sentences.stop()
             if cache is not None:
                 await cache.stop()
             security.stop()

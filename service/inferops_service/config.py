@@ -303,16 +303,22 @@ class ExactCacheSettings(_Section):
 
 
 class SemanticCacheSettings(_Section):
-    """The semantic cache: a near-duplicate last user message answered from the cache."""
+    """The semantic cache: a last user message close to a stored one answered from the cache."""
 
     enabled: bool = Field(
         default=False, description="Look up answers by similarity of the last user message."
     )
-    threshold: float = Field(
-        default=0.95,
+    embedder: Literal["hashing", "minilm"] = Field(
+        default="hashing",
+        description="hashing: lexical, no model (near-duplicates); minilm: all-MiniLM-L6-v2 "
+        "(the embeddings extra), the model of /v1/embeddings, loaded once, run off the loop.",
+    )
+    threshold: float | None = Field(
+        default=None,
         gt=0,
         le=1,
-        description="Least cosine similarity that counts as a hit; high, for precision.",
+        description="Least cosine similarity that counts as a hit; none: the embedder's "
+        "default, set for precision (hashing 0.95, minilm 0.999).",
     )
     single_turn_only: bool = Field(
         default=True,
@@ -325,6 +331,11 @@ class SemanticCacheSettings(_Section):
     sync_interval_ms: float = Field(
         default=250, gt=0, description="How often a replica reads other replicas' new entries."
     )
+
+    @property
+    def needs_model(self) -> bool:
+        """Whether the semantic cache embeds with the sentence model."""
+        return self.enabled and self.embedder == "minilm"
 
 
 class CacheSettings(_Section):

@@ -6,15 +6,23 @@ Contract:
   norm (or all zeros for a text without words), so a dot product is a cosine similarity.
   It is deterministic: every replica, in every process, gives a text the same vector,
   since replicas share the vectors they store.
-- :class:`HashingEmbedder` needs no model. It hashes (CRC-32, stable across processes,
-  unlike ``hash``) the text's words, word pairs, word triples and the character trigrams of
-  each word into ``dim`` signed buckets; each of those four groups weighs as one, the
-  trigrams half. Case, punctuation and spacing do not count. It finds near-duplicates
-  (the same question with other casing, punctuation, a filler word or a typo) and keeps
-  prompts that differ in a word that matters (France/Germany, 2+2/3+3) below a high
-  threshold; it does not know synonyms or meaning, and a one-word change to a long prompt
-  (a negation too) moves it little. A sentence-embedding model is to plug in behind the
-  same protocol later; thresholds are per embedder.
+- Its ``name`` names its vector space. Vectors of two embedders are not comparable (other
+  features, other dimensions), so the cache keeps and shares entries per name and never
+  compares a vector with one of another name. Its ``threshold`` is the least similarity it
+  counts as a hit unless ``cache.semantic.threshold`` is set: thresholds are per embedder.
+- The cache awaits :meth:`Embedder.embed_query`, which returns None for a text the embedder
+  cannot take (the request then skips the semantic cache). An embedder that runs a model
+  does so off the event loop (:class:`inferops_service.embeddings.QueryEmbedder`).
+- :class:`HashingEmbedder` (``hashing``, threshold 0.95) needs no model. It hashes
+  (CRC-32, stable across processes, unlike ``hash``) the text's words, word pairs, word
+  triples and the character trigrams of each word into ``dim`` signed buckets; each of
+  those four groups weighs as one, the trigrams half. Case, punctuation and spacing do not
+  count. It finds near-duplicates (the same question with other casing, punctuation, a
+  filler word or a typo) and keeps prompts that differ in a word that matters
+  (France/Germany, 2+2/3+3) below a high threshold; it does not know synonyms or meaning,
+  and a one-word change to a long prompt (a negation too) moves it little. It costs
+  microseconds, so it runs on the event loop: :meth:`HashingEmbedder.embed_query` never
+  suspends.
 
 Pure functions of the text; numpy only (it comes with the semantic extra).
 """
@@ -31,6 +39,11 @@ import numpy.typing as npt
 
 Vector = npt.NDArray[np.float32]
 
+HASHING = "hashing"
+HASHING_DIM = 256
+# Set for precision: prompts that differ in one word that matters stay below it.
+HASHING_THRESHOLD = 0.95
+
 _WORD = re.compile(r"\w+")
 _SIGN_BIT = 0x80000000
 
@@ -39,27 +52,52 @@ class Embedder(Protocol):
     """Maps a text to a unit vector of ``dim`` float32 numbers, the same one every time."""
 
     @property
+    def name(self) -> str:
+        """The vector space; vectors of embedders with another name are never compared."""
+        ...
+
+    @property
     def dim(self) -> int:
         """The length of every vector."""
         ...
 
-    def embed(self, text: str) -> Vector:
-        """Return the text's unit vector (all zeros when it has no words)."""
+    @property
+    def threshold(self) -> float:
+        """The least cosine similarity counted as a hit, unless configured."""
+        ...
+
+    async def embed_query(self, text: str) -> Vector | None:
+        """Return the text's unit vector, or None when the embedder cannot take the text."""
         ...
 
 
 class HashingEmbedder:
     """Signed feature hashing of words, word n-grams and character trigrams, L2-normalised."""
 
-    def __init__(self, dim: int = 256) -> None:
+    def __init__(self, dim: int = HASHING_DIM) -> None:
         if dim < 8:
             raise ValueError(f"dim must be at least 8, got {dim}")
         self._dim = dim
+        self._name = HASHING if dim == HASHING_DIM else f"{HASHING}-{dim}"
+
+    @property
+    def name(self) -> str:
+        """``hashing`` (``hashing-{dim}`` at another dimension)."""
+        return self._name
 
     @property
     def dim(self) -> int:
         """The length of every vector."""
         return self._dim
+
+    @property
+    def threshold(self) -> float:
+        """The least cosine similarity counted as a hit, unless configured."""
+        return HASHING_THRESHOLD
+
+    async def embed_query(self, text: str) -> Vector:
+        """Return :meth:`embed`'s vector, on the event loop: it costs microseconds."""
+        return self.embed(text)
 
     def embed(self, text: str) -> Vector:
         """Return the text's unit vector (all zeros when it has no words)."""

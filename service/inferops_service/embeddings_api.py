@@ -185,14 +185,6 @@ class EmbeddingsApi:
         self._embedder = embedder
         self._input_tokens = metrics.input_tokens.labels(EMBEDDINGS_ROUTE)
 
-    async def start(self) -> None:
-        """Load the model (seconds), off the event loop."""
-        await self._embedder.start()
-
-    async def stop(self) -> None:
-        """Stop the embedder's worker."""
-        await self._embedder.stop()
-
     async def create(self, request: Request) -> Response:
         """Answer ``POST /v1/embeddings``: the inputs' vectors, in order, with usage."""
         security = self._security

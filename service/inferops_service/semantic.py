@@ -13,8 +13,13 @@ Contract:
   nearest live entry of a scope and its cosine similarity; the caller applies the
   threshold. At 100k entries a search visits a few hundred nodes (about 0.1-0.3 ms).
 - Sharing: a replica that stores an answer adds the entry to its own index at once and
-  appends it (scope, digest, vector as float32 bytes, expiry) to one Redis stream,
-  ``{prefix}cache:semantic``, capped at about ``max_entries`` records. Every replica reads
+  appends it (scope, digest, vector as float32 bytes, expiry) to its embedder's Redis
+  stream (:func:`stream_key`: ``{prefix}cache:semantic`` for ``hashing``, the name it had
+  before there were other embedders, ``{prefix}cache:semantic:{embedder}`` for the
+  others), capped at about ``max_entries`` records. A replica reads only its embedder's
+  stream and its index only holds that embedder's vectors, so in a fleet that mixes
+  embedders (a rollout) no vector is ever compared with one of another embedder; each
+  embedder's replicas share among themselves. Every replica reads
   the stream from its start when it starts, then every ``sync_interval_ms`` from the last
   record it read (:class:`SemanticSync`), and adds what it has not seen; an entry it
   already holds just takes the later expiry. So every replica sees every entry within one
@@ -43,7 +48,7 @@ import numpy as np
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from inferops_service.embedding import Vector
+from inferops_service.embedding import HASHING, Vector
 
 # HNSW graph parameters: M links per node and the candidate lists while building and
 # searching. Recall near 1 for near-duplicates; a missed neighbour is a miss, not an error.
@@ -202,9 +207,11 @@ class SemanticIndex:
         return graph
 
 
-def stream_key(key_prefix: str) -> str:
-    """Return the Redis stream through which replicas share semantic entries."""
-    return f"{key_prefix}cache:semantic"
+def stream_key(key_prefix: str, embedder: str = HASHING) -> str:
+    """Return the Redis stream through which replicas with ``embedder`` share entries."""
+    base = f"{key_prefix}cache:semantic"
+    # The hashing stream keeps its first name, so replicas of earlier versions still share.
+    return base if embedder == HASHING else f"{base}:{embedder}"
 
 
 def entry_fields(scope: str, digest: str, vector: Vector, expires_at: float) -> dict[str, Any]:

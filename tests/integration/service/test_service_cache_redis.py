@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 import redis as redis_sync
 from inferops_service.semantic import SemanticIndex
+from prometheus_client.parser import text_string_to_metric_families
 from test_service_security_redis import (  # the shared Redis and service fixtures
     CHAT,
     MODEL,
@@ -30,16 +31,27 @@ QUESTION = "Explain how to reverse a linked list in Python, step by step, with a
 NEAR = "explain how to reverse a linked list in python step by step with an example"
 
 
-def config(redis_url: str, *, ttl_s: int = 3600, semantic: bool = True) -> str:
+def config(
+    redis_url: str,
+    *,
+    ttl_s: int = 3600,
+    semantic: bool = True,
+    embedder: str = "hashing",
+    threshold: float | None = None,
+) -> str:
+    chosen = "" if threshold is None else f", threshold: {threshold}"
     return f"""
 model: {MODEL}
 simulator: {{ttft_ms: 1, tpot_ms: 0.1}}
 redis:
   url: {redis_url}
+  # Generous, so a loaded test machine does not turn a slow reply into a cache error.
+  timeout_ms: 2000
 cache:
   ttl_s: {ttl_s}
   exact: {{enabled: true}}
-  semantic: {{enabled: {"true" if semantic else "false"}, sync_interval_ms: 50}}
+  semantic: {{enabled: {"true" if semantic else "false"}, sync_interval_ms: 50,
+              embedder: {embedder}{chosen}}}
 """
 
 
@@ -62,6 +74,15 @@ def eventually(check: Callable[[], bool], seconds: float = 5) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def semantic_entries(service: Service) -> float:
+    """The entries in the service's semantic index (its gauge)."""
+    for metric in text_string_to_metric_families(httpx.get(service.metrics_url).text):
+        for sample in metric.samples:
+            if sample.name == "inferops_cache_semantic_entries":
+                return sample.value
+    raise AssertionError("no inferops_cache_semantic_entries gauge")
 
 
 def answer_keys(url: str) -> list[bytes]:
@@ -115,14 +136,43 @@ def test_two_replicas_share_exact_and_semantic_entries(
     first = ask(one)
     assert cache_of(first) == "miss"
     assert cache_of(ask(two)) == "hit-exact"
-    # The other replica reads the entry from the stream within its sync interval.
-    assert eventually(lambda: cache_of(ask(two, NEAR)) == "hit-semantic")
+    # The other replica reads the entry from the stream within its sync interval. Asking
+    # before it has would be a miss that stores the near question as an exact entry.
+    assert eventually(lambda: semantic_entries(two) == 1)
+    assert cache_of(ask(two, NEAR)) == "hit-semantic"
     assert ask(two, NEAR).json()["choices"] == first.json()["choices"]
     assert cache_of(ask(two, "What is the capital of France?")) == "miss"
     # A replica started later loads the live entries from the stream.
     three = start_service(config(redis_server.url))
-    assert eventually(lambda: cache_of(ask(three, NEAR)) == "hit-semantic")
+    assert eventually(lambda: semantic_entries(three) == 2)
+    assert cache_of(ask(three, NEAR)) == "hit-semantic"
     assert counter(three, "inferops_cache_saved_usd", kind="semantic") > 0
+
+
+def test_two_minilm_replicas_share_a_paraphrase_and_a_hashing_one_keeps_apart(
+    redis_server: RedisServer, start_service: Callable[[str], Service]
+) -> None:
+    # 0.97: the model's default (0.999) takes only the same text in other case and spacing.
+    minilm = config(redis_server.url, embedder="minilm", threshold=0.97)
+    one = start_service(minilm)
+    two = start_service(minilm)
+    hashing = start_service(config(redis_server.url))
+    asked, paraphrase = "How can I reset my password?", "How do I reset my password?"
+    first = ask(one, asked)
+    assert cache_of(first) == "miss"
+    # Asked before the entry arrived, the paraphrase would be stored and then hit exactly.
+    assert eventually(lambda: semantic_entries(two) == 1)
+    # The other process embeds the paraphrase itself and finds the entry one stored.
+    hit = ask(two, paraphrase)
+    assert cache_of(hit) == "hit-semantic"
+    assert hit.json()["choices"] == first.json()["choices"]
+    assert cache_of(ask(two, "How can I reset my username?")) == "miss"
+    assert counter(two, "inferops_cache_saved_usd", kind="semantic") > 0
+    # The hashing replica neither reads nor writes the model's entries.
+    assert cache_of(ask(hashing, asked.upper())) == "miss"
+    with redis_sync.Redis.from_url(redis_server.url) as client:
+        assert client.xlen("inferops:cache:semantic:minilm") == 2
+        assert client.xlen("inferops:cache:semantic") == 1
 
 
 def test_answers_expire_after_their_ttl(

