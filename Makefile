@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins many packages of its own, so it lives in a virtualenv apart from the project's.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_VERSION := 3.3.30
 DEBS := redis-server nginx prometheus git
 
 .PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down bench-judge bench-service
@@ -31,7 +35,11 @@ $(STAMP): pyproject.toml service/pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]' -e 'service/[test]'
 	@touch $(STAMP)
 
-setup: deps $(STAMP)  ## Create the virtualenv and install everything
+$(CHECKOV):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+
+setup: deps $(STAMP) $(CHECKOV)  ## Create the virtualenvs and install everything
 
 demo: setup  ## Run the whole release locally: up, a good release (promoted), a bad one (rolled back)
 	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" ./scripts/demo.sh

@@ -1,85 +1,10 @@
-"""Shared fixtures: a configuration for a throw-away local environment."""
+"""Session-wide settings for every test: Prefect offline, its state in a temporary folder."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def needs_binaries(*names: str) -> None:
-    """Fail with what to run when the real parts are not installed."""
-    missing = [n for n in names if shutil.which(n) is None]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not installed: run `make setup` (installs them)")
-
-
-def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the ``inferops`` command as a user would, in ``cwd``."""
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}:/usr/sbin:{os.environ['PATH']}"}
-    env.pop("PREFECT_API_URL", None)
-    return subprocess.run(
-        [f"{bin_dir}/inferops", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-@contextlib.contextmanager
-def running_env(dir_: Path) -> Iterator[Path]:
-    """The environment configured in ``dir_``, brought up by the CLI and down afterwards."""
-    needs_binaries("redis-server", "nginx", "prometheus")
-    up = run_cli(dir_, "up", "--env", "local")
-    assert up.returncode == 0, up.stderr[-3000:]
-    try:
-        yield dir_
-    finally:
-        down = run_cli(dir_, "down", "--env", "local")
-        assert down.returncode == 0, down.stderr[-3000:]
-
-
-def write_config(
-    dir_: Path,
-    base_port: int,
-    steps: str = "[50, 100]",
-    window_s: float = 5,
-    prefect_server: bool = False,
-) -> Path:
-    """An inferops.yaml for one environment whose state lives in ``dir_``."""
-    path = dir_ / "inferops.yaml"
-    path.write_text(
-        f"""
-service_source: {ROOT / "service"}
-state_dir: {dir_ / "state"}
-environments:
-  local:
-    terraform:
-      module: {ROOT / "terraform/environments/local"}
-      variables: {{base_port: {base_port}, stable_replicas: 2, canary_replicas: 2}}
-    canary:
-      steps: {steps}
-      window_s: {window_s}
-      max_extensions: 6
-      load_profile: {ROOT / "loadtests/profiles/step.yaml"}
-    slo_file: {ROOT / "loadtests/slos.yaml"}
-    gitops_seed: {ROOT / "gitops/overlays/local"}
-    prefect_server: {str(prefect_server).lower()}
-"""
-    )
-    return path
 
 
 @pytest.fixture(scope="session", autouse=True)

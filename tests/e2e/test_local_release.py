@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import needs_binaries, run_cli, running_env, write_config
+from support import needs_binaries, run_cli, running_env, write_config
 
 from inferops.config import load_config
 from inferops.environments import Target, open_target

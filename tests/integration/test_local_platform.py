@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import needs_binaries, write_config
 from prefect.testing.utilities import prefect_test_harness
+from support import needs_binaries, write_config
 
 from inferops.config import load_config
 from inferops.environments import Target, open_target

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import running_env, write_config
+from support import running_env, write_config
 
 from inferops.config import load_config
 from inferops.environments import open_target
