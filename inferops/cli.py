@@ -49,9 +49,10 @@ def _prepare(config: Config, env: str, use_server: bool = True) -> None:
 
     server = None
     try:
-        target = open_target(config, env)
-        if use_server and target.layout.prefect_enabled:
-            server = target.layout.prefect_api_url
+        if config.environment(env).platform == "local":
+            target = open_target(config, env)
+            if use_server and target.layout.prefect_enabled:
+                server = target.layout.prefect_api_url
     except NotProvisioned:
         pass
     prepare_prefect(config.path(config.state_dir), server)
@@ -87,15 +88,85 @@ def down(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -> No
 
 @app.command()
 def provision(
-    env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False
+    env: EnvOpt = "local",
+    config: ConfigOpt = Path("inferops.yaml"),
+    plan_only: Annotated[
+        bool, typer.Option("--plan-only", help="Plan and publish the review; apply nothing.")
+    ] = False,
+    auto_approve: Annotated[
+        bool,
+        typer.Option(
+            "--auto-approve",
+            help="Apply without waiting for a person, unless the plan destroys or replaces "
+            "a cluster or node pool.",
+        ),
+    ] = False,
+    allow_destroy: Annotated[
+        bool,
+        typer.Option(
+            "--allow-destroy",
+            help="With --auto-approve, apply plans that destroy or replace clusters or pools.",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the plan review as Markdown (for a PR)."),
+    ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Run Terraform for ENV (init, plan, apply) and record its outputs."""
+    """Plan ENV's infrastructure, publish the review and its cost, and apply what was reviewed.
+
+    Without --auto-approve the run pauses until a person approves or rejects it (in the
+    Prefect UI, or with `inferops approve RUN_ID`). For a pull request:
+    `inferops provision --env prod --plan-only --out plan.md`, then apply on merge.
+    """
     cfg = _config(config)
     _prepare(cfg, env)
     from flows.provision import provision as provision_flow
 
-    outputs = provision_flow(env, str(config))
-    _print(outputs, as_json, "\n".join(f"{k}: {v}" for k, v in sorted(outputs.items())))
+    result = provision_flow(
+        env,
+        str(config),
+        plan_only=plan_only,
+        auto_approve=auto_approve,
+        allow_destroy=allow_destroy,
+        out=None if out is None else str(out.resolve()),
+    )
+    lines = [f"{env}: {result['status']}", result["summary"]]
+    if result.get("monthly_usd") is not None:
+        lines.append(f"cost at list prices: ${result['monthly_usd']:,.2f}/month")
+    if out is not None:
+        lines.append(f"review written to {out}")
+    lines += [f"  {k}: {v}" for k, v in sorted((result.get("outputs") or {}).items())]
+    _print(result, as_json, "\n".join(lines))
+
+
+@app.command()
+def drift(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -> None:
+    """Check whether ENV's live infrastructure still matches its code; exit 1 when not."""
+    cfg = _config(config)
+    _prepare(cfg, env)
+    from flows.provision import drift as drift_flow
+
+    drift_flow(env, str(config))
+    typer.echo(f"{env}: no drift; the live infrastructure matches the code")
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The paused provision run's id (it logs it).")],
+    env: EnvOpt = "local",
+    reject: Annotated[bool, typer.Option("--reject", help="Refuse the plan instead.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept with the run.")] = "",
+    config: ConfigOpt = Path("inferops.yaml"),
+) -> None:
+    """Answer a provision run that waits for approval: apply its plan, or --reject it."""
+    cfg = _config(config)
+    _prepare(cfg, env)
+    from flows.provision import answer_approval
+
+    answer_approval(run_id, not reject, reason)
+    typer.echo(f"{'rejected' if reject else 'approved'} the plan of run {run_id}")
 
 
 @app.command()
@@ -270,11 +341,13 @@ def main() -> None:
     from inferops.analysis.planning import PlanError
     from inferops.analysis.spec import SpecError
     from inferops.builders.local import BuildError
+    from inferops.credentials import CredentialsError
     from inferops.environments import NotProvisioned
     from inferops.gitops.manifests import ManifestError
     from inferops.gitops.repo import GitOpsError
     from inferops.lock import EnvironmentBusy
     from inferops.platforms.base import PlatformError
+    from inferops.provisioning import Drifted, ProvisionRefused
     from inferops.terraform import TerraformError
 
     known = (
@@ -288,6 +361,9 @@ def main() -> None:
         EnvironmentBusy,
         PlatformError,
         TerraformError,
+        CredentialsError,
+        ProvisionRefused,
+        Drifted,
         Failure,
     )
     try:

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG = "inferops.yaml"
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -28,6 +35,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# What each remote state backend needs at init (partial configuration), and the key that
+# locks the state: DynamoDB (or S3's own lock file) for s3; GCS locks by itself.
+_BACKEND_KEYS: dict[str, tuple[str, ...]] = {
+    "local": (),
+    "s3": ("bucket", "key", "region"),
+    "gcs": ("bucket",),
+}
+
+
+class BackendSettings(_Strict):
+    """Where Terraform keeps the environment's state, and how it is locked."""
+
+    type: Literal["local", "s3", "gcs"] = Field(
+        default="local",
+        description="local: a file under the environment's state folder; s3: an S3 "
+        "bucket locked by a DynamoDB table (dynamodb_table) or S3's lock file "
+        "(use_lockfile: 'true'); gcs: a GCS bucket (it locks by itself).",
+    )
+    config: dict[str, str] = Field(
+        default_factory=dict,
+        description="The backend's settings, passed to `terraform init -backend-config`.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> BackendSettings:
+        missing = [key for key in _BACKEND_KEYS[self.type] if not self.config.get(key)]
+        if missing:
+            raise ValueError(f"the {self.type} backend needs config.{', config.'.join(missing)}")
+        if (
+            self.type == "s3"
+            and "dynamodb_table" not in self.config
+            and self.config.get("use_lockfile") != "true"
+        ):
+            raise ValueError(
+                "the s3 backend needs a lock: set config.dynamodb_table (a DynamoDB table "
+                "with a LockID string key) or config.use_lockfile: 'true'"
+            )
+        if self.type == "local" and self.config:
+            raise ValueError("the local backend takes no config: its state lives in state_dir")
+        return self
+
+
 class TerraformSettings(_Strict):
     """Where the environment's Terraform lives and how to run it."""
 
@@ -36,6 +85,12 @@ class TerraformSettings(_Strict):
         default=None,
         description="A terraform or tofu binary to use; unset uses the embedded Terraform.",
     )
+    cloud: Literal["local", "aws", "gcp"] = Field(
+        default="local",
+        description="Whose credentials the module needs (checked before Terraform runs) and "
+        "whose list prices its plan is costed at.",
+    )
+    backend: BackendSettings = Field(default_factory=BackendSettings)
     variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
@@ -86,7 +141,11 @@ class CanaryPlan(_Strict):
 class Environment(_Strict):
     """One place a release can go."""
 
-    platform: Literal["local"] = "local"
+    platform: Literal["local", "kubernetes"] = Field(
+        default="local",
+        description="local: processes on this machine; kubernetes: an EKS or GKE cluster "
+        "(provisioned by its Terraform; releasing to it needs the Kubernetes platform driver).",
+    )
     terraform: TerraformSettings
     metrics: Literal["prometheus"] = "prometheus"
     router: Literal["nginx"] = "nginx"

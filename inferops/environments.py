@@ -69,8 +69,23 @@ class Target:
         return self.state_dir / "release.lock"
 
 
-def terraform_of(config: Config, name: str) -> tuple[Terraform, dict[str, Any]]:
-    """The environment's Terraform runner, working under its state folder, and its variables."""
+@dataclass(frozen=True)
+class Stack:
+    """An environment's Terraform: the runner, its variables, its backend and its cloud."""
+
+    tf: Terraform
+    variables: dict[str, Any]
+    backend_config: dict[str, str] | None
+    """What ``init`` passes as ``-backend-config``; None keeps the state in the work dir."""
+    cloud: str
+
+    def init(self) -> None:
+        """Initialise the working folder against the environment's state backend."""
+        self.tf.init(self.backend_config)
+
+
+def terraform_of(config: Config, name: str) -> Stack:
+    """The environment's Terraform, working under its state folder, with its variables."""
     settings = config.environment(name).terraform
     work_dir = config.env_state_dir(name) / "terraform"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +95,9 @@ def terraform_of(config: Config, name: str) -> tuple[Terraform, dict[str, Any]]:
         "state_dir": str(config.env_state_dir(name)),
         **settings.variables,
     }
-    return tf, variables
+    backend = settings.backend
+    backend_config = None if backend.type == "local" else dict(backend.config)
+    return Stack(tf, variables, backend_config, settings.cloud)
 
 
 def load_slos(path: Path) -> AnalysisSpec:
@@ -116,6 +133,12 @@ def open_target(config: Config, name: str, destroyed_ok: bool = False) -> Target
     its last outputs, for reading what it left (its GitOps history).
     """
     env = config.environment(name)
+    if env.platform != "local":
+        raise ConfigError(
+            f"environment {name!r} runs on {env.platform}, and this build drives only the "
+            f"local platform: `inferops provision --env {name}` makes its cluster, but "
+            "releases to it need the Kubernetes platform driver"
+        )
     state = config.env_state_dir(name)
     candidates = [state / OUTPUTS_FILE] + ([state / LAST_OUTPUTS_FILE] if destroyed_ok else [])
     outputs = None

@@ -18,6 +18,8 @@ Contract:
 - ``plan`` writes a plan file and summarises it from ``terraform show -json``; ``apply``
   applies exactly that file. State locks are not waited for: a held lock raises
   `TerraformStateLocked` at once, so the caller decides whether to retry.
+- A `PlanSummary` names its destructive changes (deletes and replacements) and, among
+  them, those a person must approve: a cluster or node group (`APPROVAL_TYPES`).
 - Every failure raises `TerraformError` with the command, its exit code, Terraform's
   diagnostics and what to do next.
 
@@ -47,12 +49,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "APPROVAL_TYPES",
     "BinaryTerraform",
     "EmbeddedTerraform",
     "PlanSummary",
     "ResourceChange",
     "Terraform",
     "TerraformError",
+    "TerraformPlanStale",
     "TerraformStateLocked",
     "summarise_plan",
     "terraform_for",
@@ -72,6 +76,16 @@ sys.exit(code)
 _KEPT_TF_VARIABLES = frozenset({"TF_LOG", "TF_LOG_PATH"})
 _REPLACE_ACTIONS = (("delete", "create"), ("create", "delete"))
 _NO_OP = ("no-op",)
+
+APPROVAL_TYPES = frozenset(
+    {
+        "aws_eks_cluster",
+        "aws_eks_node_group",
+        "google_container_cluster",
+        "google_container_node_pool",
+    }
+)
+"""Resource types whose deletion or replacement takes down workloads: a person approves it."""
 
 
 class TerraformError(Exception):
@@ -94,6 +108,10 @@ class TerraformStateLocked(TerraformError):
     """Another Terraform run holds the state lock; retrying later may succeed."""
 
 
+class TerraformPlanStale(TerraformError):
+    """The state changed since the plan was made: it was not applied; plan and review again."""
+
+
 @dataclass(frozen=True)
 class ResourceChange:
     """One resource instance the plan would change."""
@@ -106,6 +124,16 @@ class ResourceChange:
     def is_replace(self) -> bool:
         """Whether the resource is destroyed and created again."""
         return self.actions in _REPLACE_ACTIONS
+
+    @property
+    def is_destructive(self) -> bool:
+        """Whether the resource is destroyed, on its own or as part of a replacement."""
+        return "delete" in self.actions
+
+    @property
+    def needs_approval(self) -> bool:
+        """Whether this deletes or replaces a cluster or node group (see APPROVAL_TYPES)."""
+        return self.is_destructive and self.type in APPROVAL_TYPES
 
 
 @dataclass(frozen=True)
@@ -127,6 +155,21 @@ class PlanSummary:
     def has_changes(self) -> bool:
         """Whether applying the plan would change any resource or output."""
         return bool(self.resource_changes or self.output_changes)
+
+    @property
+    def destructive(self) -> tuple[ResourceChange, ...]:
+        """The changes that destroy a resource: deletes and replacements, in plan order."""
+        return tuple(change for change in self.resource_changes if change.is_destructive)
+
+    @property
+    def needing_approval(self) -> tuple[ResourceChange, ...]:
+        """The deletes and replacements of clusters and node groups, in plan order."""
+        return tuple(change for change in self.resource_changes if change.needs_approval)
+
+    @property
+    def needs_approval(self) -> bool:
+        """Whether applying the plan deletes or replaces a cluster or node group."""
+        return bool(self.needing_approval)
 
     def describe(self) -> str:
         """Counts, then one line per resource that changes, as a reviewer reads a plan."""
@@ -334,7 +377,10 @@ class _CommandLineTerraform:
             diagnostics = [_Diagnostic(text, ())]
         full = [diagnostic.full for diagnostic in diagnostics]
         locked = any(_is_lock_error(diagnostic.summary) for diagnostic in diagnostics)
-        error_type = TerraformStateLocked if locked else TerraformError
+        stale = any("saved plan is stale" in d.summary.lower() for d in diagnostics)
+        error_type: type[TerraformError] = (
+            TerraformStateLocked if locked else TerraformPlanStale if stale else TerraformError
+        )
         what = "; ".join(diagnostic.brief for diagnostic in diagnostics).rstrip(".")
         message = (
             f"{self.name} {args[0]} failed (exit code {result.returncode}) for module "
@@ -457,6 +503,12 @@ def _advice(subcommand: str, diagnostics: Sequence[str], locked: bool, work_dir:
         return (
             "Another Terraform run holds the state lock: wait for it to finish and retry; "
             "if none is running, release the lock with `terraform force-unlock` in that state"
+        )
+    if "saved plan is stale" in lowered:
+        return (
+            "The state changed after this plan was made (another apply ran), so it no "
+            "longer says what would happen: nothing was applied; plan again and review "
+            "the new plan"
         )
     if "backend configuration changed" in lowered:
         return (

@@ -58,11 +58,22 @@ def deployments() -> dict[str, dict[str, Any]]:
 
 
 def test_the_worker_deploys_prefect_yaml(env_dir: Path) -> None:
-    found = wait_for("the four deployments", lambda: len(deployments()) >= 4 and deployments(), 120)
-    assert set(found) == {"release-local", "rollout-local", "build-local", "provision-local"}
-    crons = [s["schedule"]["cron"] for s in found["provision-local"]["schedules"]]
-    assert crons == ["0 3 * * *"]
+    found = wait_for("the five deployments", lambda: len(deployments()) >= 5 and deployments(), 120)
+    assert set(found) == {
+        "release-local",
+        "rollout-local",
+        "build-local",
+        "provision-local",
+        "drift-local",
+    }
+    crons = [s["schedule"]["cron"] for s in found["drift-local"]["schedules"]]
+    assert crons == ["0 * * * *"]
     config = str((env_dir / "inferops.yaml").resolve())
+    assert found["provision-local"]["parameters"] == {
+        "env": "local",
+        "config_path": config,
+        "auto_approve": True,
+    }
     assert found["release-local"]["parameters"] == {"env": "local", "config_path": config}
     automations = post("/automations/filter")
     assert any("inferops.release.requested" in a["trigger"].get("expect", []) for a in automations)

@@ -61,3 +61,40 @@ def test_an_environment_that_was_never_provisioned(tmp_path: Path) -> None:
     config = parse_config(BASE + "state_dir: x\n", Path("inferops.yaml"), tmp_path)
     with pytest.raises(NotProvisioned, match="inferops up --env local"):
         open_target(config, "local")
+
+
+def cloud(backend: str) -> str:
+    return (
+        "environments:\n  prod:\n    platform: kubernetes\n    terraform:\n"
+        f"      module: terraform/environments/aws\n      cloud: aws\n      backend: {backend}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        ("{type: s3, config: {bucket: b, key: k}}", "s3 backend needs config.region"),
+        ("{type: s3, config: {bucket: b, key: k, region: r}}", "needs a lock"),
+        ("{type: gcs, config: {prefix: p}}", "gcs backend needs config.bucket"),
+        ("{type: local, config: {path: x}}", "local backend takes no config"),
+        ("{type: azurerm}", "environments.prod.terraform.backend.type"),
+    ],
+)
+def test_a_state_backend_without_what_it_needs_is_refused(backend: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(cloud(backend))
+
+
+def test_the_shipped_cloud_environments_keep_remote_locked_state() -> None:
+    config = load_config(ROOT / "inferops.yaml")
+    aws = config.environment("aws").terraform
+    assert (aws.cloud, aws.backend.type) == ("aws", "s3")
+    assert "dynamodb_table" in aws.backend.config
+    gcp = config.environment("gcp").terraform
+    assert (gcp.cloud, gcp.backend.type) == ("gcp", "gcs")
+
+
+def test_a_cluster_environment_is_provisioned_but_not_opened_as_a_local_one() -> None:
+    config = load_config(ROOT / "inferops.yaml")
+    with pytest.raises(ConfigError, match="inferops provision --env aws"):
+        open_target(config, "aws")
