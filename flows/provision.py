@@ -26,7 +26,7 @@ from pydantic import Field
 from inferops import credentials
 from inferops.config import Config, load_config
 from inferops.cost import load_prices
-from inferops.environments import save_outputs, terraform_of
+from inferops.environments import save_outputs, terraform_of, terraform_work_dir
 from inferops.plan_review import PlanReview, review_plan
 from inferops.provisioning import Drifted, Gate, ProvisionRefused, decide, drift_report
 
@@ -92,6 +92,11 @@ def _publish(env: str, review: PlanReview, out: str | None) -> None:
         path.write_text(review.markdown)
 
 
+def _discard(config: Config, env: str, plan_file: Path) -> None:
+    """Remove a run's plan file: it is applied in the run that reviewed it, or never."""
+    (terraform_work_dir(config, env) / plan_file).unlink(missing_ok=True)
+
+
 def _plan_file() -> Path:
     """A plan file of this run's own, so concurrent runs never apply each other's plans."""
     return Path("plans") / f"{get_run_context().flow_run.id}.tfplan"  # type: ignore[union-attr]
@@ -137,6 +142,25 @@ def provision(
     config = load_config(config_path)
     log.info("credentials: %s", check_credentials(config, env))
     plan_file = _plan_file()
+    try:
+        return _review_and_apply(
+            config, env, plan_file, plan_only, auto_approve, allow_destroy, out, approval_timeout_s
+        )
+    finally:
+        _discard(config, env, plan_file)
+
+
+def _review_and_apply(
+    config: Config,
+    env: str,
+    plan_file: Path,
+    plan_only: bool,
+    auto_approve: bool,
+    allow_destroy: bool,
+    out: str | None,
+    approval_timeout_s: int,
+) -> dict[str, Any]:
+    log = get_run_logger()
     review = plan(config, env, plan_file)
     _publish(env, review, out)
     log.info("plan for %s: %s", env, review.text)
@@ -174,7 +198,11 @@ def drift(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, A
     """Plan ``env`` without applying; fail, with the differences, when it drifted."""
     config = load_config(config_path)
     check_credentials(config, env)
-    review = plan(config, env, _plan_file())
+    plan_file = _plan_file()
+    try:
+        review = plan(config, env, plan_file)
+    finally:
+        _discard(config, env, plan_file)
     drifted, report = drift_report(env, review.has_changes, review.text)
     create_markdown_artifact(
         key=f"drift-{env}",

@@ -84,10 +84,15 @@ class Stack:
         self.tf.init(self.backend_config)
 
 
+def terraform_work_dir(config: Config, name: str) -> Path:
+    """Where the environment's Terraform writes: its data, local state and plan files."""
+    return config.env_state_dir(name) / "terraform"
+
+
 def terraform_of(config: Config, name: str) -> Stack:
     """The environment's Terraform, working under its state folder, with its variables."""
     settings = config.environment(name).terraform
-    work_dir = config.env_state_dir(name) / "terraform"
+    work_dir = terraform_work_dir(config, name)
     work_dir.mkdir(parents=True, exist_ok=True)
     tf = terraform_for(config.path(settings.module), work_dir, settings.binary)
     variables: dict[str, Any] = {

@@ -203,3 +203,10 @@ def test_the_cli_writes_a_review_for_a_pull_request_and_refuses_unknown_environm
     unknown = run_cli(tmp_path, "provision", "--env", "nope")
     assert unknown.returncode == 1
     assert "unknown environment 'nope'" in unknown.stderr
+
+
+def test_no_plan_file_outlives_its_run(config_path: str) -> None:
+    provision("local", config_path, plan_only=True)
+    provision("local", config_path, auto_approve=True)
+    plans = load_config(config_path).env_state_dir("local") / "terraform" / "plans"
+    assert list(plans.glob("*.tfplan")) == []
