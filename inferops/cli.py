@@ -142,6 +142,49 @@ def provision(
 
 
 @app.command()
+def render(
+    env: EnvOpt = "local",
+    config: ConfigOpt = Path("inferops.yaml"),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the files into this folder.")
+    ] = None,
+) -> None:
+    """Render ENV's manifests as its GitOps repository holds them (one file per object)."""
+    from inferops.environments import manifest_files
+
+    files = manifest_files(_config(config), env)
+    if out is None:
+        typer.echo(
+            "\n".join(f"{name}  ({len(text.splitlines())} lines)" for name, text in files.items())
+        )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text)
+    typer.echo(f"wrote {len(files)} files to {out}")
+
+
+@app.command()
+def validate(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -> None:
+    """Check ENV's rendered manifests: Kubernetes schemas (strict), then checkov's policies.
+
+    Exits 1 with one line per problem (object, field, what is wrong): the same check every
+    GitOps commit passes first.
+    """
+    from inferops.environments import manifest_files, manifest_problems
+    from inferops.gitops.validate import format_problems
+
+    cfg = _config(config)
+    files = manifest_files(cfg, env)
+    problems = manifest_problems(cfg, env, files)
+    if problems:
+        typer.echo(format_problems(problems), err=True)
+        raise Failure(f"{env}: {len(problems)} problems in {len(files)} rendered files")
+    version = cfg.environment(env).manifests.kubernetes_version
+    typer.echo(f"{env}: {len(files)} files valid for Kubernetes {version}")
+
+
+@app.command()
 def drift(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -> None:
     """Check whether ENV's live infrastructure still matches its code; exit 1 when not."""
     cfg = _config(config)
@@ -344,7 +387,9 @@ def main() -> None:
     from inferops.credentials import CredentialsError
     from inferops.environments import NotProvisioned
     from inferops.gitops.manifests import ManifestError
+    from inferops.gitops.render import RenderError
     from inferops.gitops.repo import GitOpsError
+    from inferops.gitops.validate import ValidatorError
     from inferops.lock import EnvironmentBusy
     from inferops.platforms.base import PlatformError
     from inferops.provisioning import Drifted, ProvisionRefused
@@ -358,6 +403,8 @@ def main() -> None:
         NotProvisioned,
         ManifestError,
         GitOpsError,
+        RenderError,
+        ValidatorError,
         EnvironmentBusy,
         PlatformError,
         TerraformError,

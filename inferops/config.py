@@ -138,6 +138,41 @@ class CanaryPlan(_Strict):
         return steps
 
 
+class ManifestSettings(_Strict):
+    """What the environment's GitOps repository holds, and what a commit must pass."""
+
+    source: Path = Field(
+        default=Path("gitops/overlays/local"),
+        description="The manifests' source: a folder of plain manifests, a kustomize "
+        "overlay, or the Helm chart.",
+    )
+    renderer: Literal["plain", "kustomize", "helm"] = Field(
+        default="plain",
+        description="plain: the folder's files as they are; kustomize: `kubectl kustomize`; "
+        "helm: `helm template` with the values files.",
+    )
+    values: Path | None = Field(
+        default=None, description="The Helm values file of the environment (renderer helm)."
+    )
+    kubernetes_version: str = Field(
+        default="1.33",
+        pattern=r"^1\.[0-9]{2}$",
+        description="The clusters' Kubernetes version: every commit is validated against "
+        "its schemas.",
+    )
+    policies: bool = Field(
+        default=True,
+        description="Also run checkov's policies on every commit (a few seconds each); the "
+        "schemas are always checked.",
+    )
+
+    @model_validator(mode="after")
+    def _values_with_helm(self) -> ManifestSettings:
+        if (self.values is not None) != (self.renderer == "helm"):
+            raise ValueError("renderer helm takes a values file, and only it does")
+        return self
+
+
 class Environment(_Strict):
     """One place a release can go."""
 
@@ -148,13 +183,14 @@ class Environment(_Strict):
     )
     terraform: TerraformSettings
     metrics: Literal["prometheus"] = "prometheus"
-    router: Literal["nginx"] = "nginx"
+    router: Literal["nginx", "gateway"] = Field(
+        default="nginx",
+        description="How canary traffic is split: nginx (a canary Ingress's weight; the "
+        "local platform's nginx too) or gateway (a Gateway API HTTPRoute's weights).",
+    )
     canary: CanaryPlan = Field(default_factory=CanaryPlan)
     slo_file: Path = Path("loadtests/slos.yaml")
-    gitops_seed: Path = Field(
-        default=Path("gitops/overlays/local"),
-        description="Manifests that seed the environment's GitOps repository.",
-    )
+    manifests: ManifestSettings = Field(default_factory=lambda: ManifestSettings())
     prefect_server: bool = Field(
         default=True,
         description="Run a Prefect server and worker with the environment (local platform).",

@@ -9,6 +9,7 @@ Nothing here runs at import time.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ import yaml
 
 from inferops.analysis.spec import AnalysisSpec, parse_spec
 from inferops.config import Config, ConfigError, Environment
+from inferops.gitops import render
+from inferops.gitops.manifests import ManifestError
 from inferops.gitops.repo import GitOpsRepo
+from inferops.gitops.validate import Problem, format_problems, validate
 from inferops.metrics import MetricsProvider, provider_for
 from inferops.platforms.layout import LocalLayout
 from inferops.platforms.local import LocalPlatform
@@ -48,9 +52,15 @@ class Target:
         return self.layout.state_dir
 
     def repo(self) -> GitOpsRepo:
-        """The environment's GitOps repository."""
+        """The environment's GitOps repository; it refuses files that do not validate."""
         lay = self.layout
-        return GitOpsRepo(lay.gitops_remote, lay.gitops_workdir, lay.gitops_branch, lay.gitops_path)
+        return GitOpsRepo(
+            lay.gitops_remote,
+            lay.gitops_workdir,
+            lay.gitops_branch,
+            lay.gitops_path,
+            check=manifest_check(self.config, self.name),
+        )
 
     def platform(self) -> LocalPlatform:
         """The platform that runs what the repository says."""
@@ -105,6 +115,45 @@ def terraform_of(config: Config, name: str) -> Stack:
     return Stack(tf, variables, backend_config, settings.cloud)
 
 
+def manifest_files(config: Config, name: str) -> dict[str, str]:
+    """The environment's manifests as its GitOps repository holds them, rendered."""
+    settings = config.environment(name).manifests
+    source = config.path(settings.source)
+    if settings.renderer == "kustomize":
+        return render.split_objects(render.render_kustomize(source))
+    if settings.renderer == "helm":
+        assert settings.values is not None  # the configuration requires it
+        return render.split_objects(render.render_helm(source, config.path(settings.values)))
+    if not source.is_dir():
+        raise ConfigError(f"environment {name!r}: manifests.source {source} is not a folder")
+    return {
+        path.name: path.read_text()
+        for path in sorted(source.iterdir())
+        if path.is_file() and path.suffix in (".yaml", ".yml")
+    }
+
+
+def manifest_problems(config: Config, name: str, files: Mapping[str, str]) -> list[Problem]:
+    """What is wrong with ``files`` for the environment: schemas, then its policies."""
+    settings = config.environment(name).manifests
+    return validate(files, version=settings.kubernetes_version, checkov=settings.policies)
+
+
+def manifest_check(config: Config, name: str) -> Callable[[Mapping[str, str]], None]:
+    """The check a GitOps commit passes first: valid objects, or ManifestError naming them."""
+
+    def check(files: Mapping[str, str]) -> None:
+        problems = manifest_problems(config, name, files)
+        if problems:
+            version = config.environment(name).manifests.kubernetes_version
+            raise ManifestError(
+                f"refusing to commit manifests that do not validate for Kubernetes {version} "
+                f"(nothing was committed):\n{format_problems(problems)}"
+            )
+
+    return check
+
+
 def load_slos(path: Path) -> AnalysisSpec:
     """Read and validate an SLO file."""
     try:
@@ -140,9 +189,9 @@ def open_target(config: Config, name: str, destroyed_ok: bool = False) -> Target
     env = config.environment(name)
     if env.platform != "local":
         raise ConfigError(
-            f"environment {name!r} runs on {env.platform}, and this build drives only the "
-            f"local platform: `inferops provision --env {name}` makes its cluster, but "
-            "releases to it need the Kubernetes platform driver"
+            f"environment {name!r} runs on {env.platform}: `inferops provision`, `render` "
+            f"and `validate` work on it (`inferops provision --env {name}` makes its "
+            "cluster), but the release commands drive only the local platform so far"
         )
     state = config.env_state_dir(name)
     candidates = [state / OUTPUTS_FILE] + ([state / LAST_OUTPUTS_FILE] if destroyed_ok else [])

@@ -79,7 +79,7 @@ environments:
       max_extensions: 6
       load_profile: {ROOT / "loadtests/profiles/step.yaml"}
     slo_file: {ROOT / "loadtests/slos.yaml"}
-    gitops_seed: {ROOT / "gitops/overlays/local"}
+    manifests: {{source: {ROOT / "gitops/overlays/local"}, policies: false}}
     prefect_server: {str(prefect_server).lower()}
 """
     )

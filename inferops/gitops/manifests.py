@@ -2,11 +2,14 @@
 
 An environment's folder in the GitOps repository holds Kubernetes manifests:
 a Deployment per track (``inferops.io/track: stable|canary``) with the image,
-replicas and env, and a canary Ingress whose ``canary-weight`` annotation is
-the share of traffic the canary takes. ``read_state`` extracts the desired
-state; ``write_state`` returns the files with that state applied and nothing
-else touched. Both reject manifests that do not have the expected shape,
-naming the file and the object, before anything is committed.
+replicas and env, and one traffic router that says the share of traffic the
+canary takes: either a canary Ingress (ingress-nginx) whose ``canary-weight``
+annotation is that share, or a Gateway API HTTPRoute whose backendRefs send
+``100 - w`` to the stable Service and ``w`` to the canary Service.
+``read_state`` extracts the desired state; ``write_state`` returns the files
+with that state applied and nothing else touched. Both reject manifests that
+do not have the expected shape, naming the file and the object, before anything
+is committed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ TRACK_LABEL = "inferops.io/track"
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
 CONTAINER = "service"
+STABLE_SERVICE = "inferops-service-stable"
+CANARY_SERVICE = "inferops-service-canary"
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -134,6 +139,71 @@ def _canary_ingress(docs: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[s
     return found[0]
 
 
+def _route_backends(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The backendRefs of an HTTPRoute's rules that name the stable or canary Service."""
+    rules = (doc.get("spec") or {}).get("rules") or []
+    return [
+        ref
+        for rule in rules
+        if isinstance(rule, dict)
+        for ref in rule.get("backendRefs") or []
+        if isinstance(ref, dict) and ref.get("name") in (STABLE_SERVICE, CANARY_SERVICE)
+    ]
+
+
+def _canary_routes(docs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (n, d)
+        for n, d in docs
+        if d.get("kind") == "HTTPRoute"
+        and any(ref.get("name") == CANARY_SERVICE for ref in _route_backends(d))
+    ]
+
+
+def _route_weight(name: str, route: dict[str, Any]) -> int:
+    """The canary's share of an HTTPRoute whose weights add up to 100."""
+    weights: dict[str, int] = {}
+    for ref in _route_backends(route):
+        value = ref.get("weight", 1)
+        if not isinstance(value, int):
+            raise ManifestError(f"{name}: backendRef {ref['name']} weight must be an integer")
+        weights[ref["name"]] = weights.get(ref["name"], 0) + value
+    if set(weights) != {STABLE_SERVICE, CANARY_SERVICE} or sum(weights.values()) != 100:
+        raise ManifestError(
+            f"{name}: HTTPRoute {route.get('metadata', {}).get('name')} must send weights "
+            f"adding up to 100 to {STABLE_SERVICE} and {CANARY_SERVICE}, got {weights}"
+        )
+    return weights[CANARY_SERVICE]
+
+
+def _weight(docs: list[tuple[str, dict[str, Any]]]) -> int:
+    """The canary's share from the one router the manifests hold."""
+    routes = _canary_routes(docs)
+    ingresses = [
+        d
+        for _, d in docs
+        if d.get("kind") == "Ingress"
+        and (d.get("metadata") or {}).get("annotations", {}).get(CANARY_ANNOTATION) == "true"
+    ]
+    if routes and ingresses:
+        raise ManifestError(
+            "the manifests hold both a canary Ingress and an HTTPRoute to the canary: keep "
+            "one router, so that one field says the canary's share"
+        )
+    if routes:
+        if len(routes) != 1:
+            raise ManifestError(f"expected one HTTPRoute to {CANARY_SERVICE}, found {len(routes)}")
+        return _route_weight(*routes[0])
+    name, ingress = _canary_ingress(docs)
+    raw = ingress["metadata"]["annotations"].get(WEIGHT_ANNOTATION, "0")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ManifestError(
+            f"{name}: {WEIGHT_ANNOTATION} must be an integer, got {raw!r}"
+        ) from None
+
+
 def _track_spec(name: str, dep: dict[str, Any]) -> TrackSpec:
     c = _container(name, dep)
     env = tuple((str(e["name"]), str(e.get("value", ""))) for e in c.get("env") or [])
@@ -148,15 +218,7 @@ def read_state(files: Mapping[str, str]) -> DesiredState:
     docs = _documents(files)
     stable = _track_spec(*_deployment(docs, "stable"))
     canary = _track_spec(*_deployment(docs, "canary"))
-    name, ingress = _canary_ingress(docs)
-    raw = ingress["metadata"]["annotations"].get(WEIGHT_ANNOTATION, "0")
-    try:
-        weight = int(raw)
-    except ValueError:
-        raise ManifestError(
-            f"{name}: {WEIGHT_ANNOTATION} must be an integer, got {raw!r}"
-        ) from None
-    return DesiredState(stable=stable, canary=canary, weight=weight).validate()
+    return DesiredState(stable=stable, canary=canary, weight=_weight(docs)).validate()
 
 
 def seed(files: Mapping[str, str], image: str, replicas: int) -> dict[str, str]:
@@ -198,6 +260,12 @@ def write_state(files: Mapping[str, str], state: DesiredState) -> dict[str, str]
             ):
                 annotations[WEIGHT_ANNOTATION] = str(state.weight)
                 changed = True
+            elif doc.get("kind") == "HTTPRoute":
+                for ref in _route_backends(doc):
+                    wanted = state.weight if ref["name"] == CANARY_SERVICE else 100 - state.weight
+                    if ref.get("weight") != wanted:
+                        ref["weight"] = wanted
+                        changed = True
         if changed:
             out[name] = yaml.safe_dump_all(docs, sort_keys=False, explicit_start=len(docs) > 1)
     return out

@@ -4,14 +4,17 @@ The remote (a bare repository locally, a Git host on a cluster) is the truth;
 the working clone is a cache that is reset to the remote before every change.
 ``commit`` writes one environment's files, makes exactly one commit with
 trailers that tools parse, and pushes it, rebasing on a concurrent change up
-to three times. Nothing is committed when nothing changed.
+to three times. Nothing is committed when nothing changed, and nothing that
+the repository's ``check`` refuses (the environment's schema and policy
+validation): a refused set of files is never written, so the remote and the
+working clone stay as they were.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,11 +70,20 @@ def parse_trailers(text: str) -> dict[str, str]:
 class GitOpsRepo:
     """One environment's folder in a GitOps repository."""
 
-    def __init__(self, remote: Path, workdir: Path, branch: str, path: str) -> None:
+    def __init__(
+        self,
+        remote: Path,
+        workdir: Path,
+        branch: str,
+        path: str,
+        check: Callable[[Mapping[str, str]], None] | None = None,
+    ) -> None:
         self.remote = remote
         self.workdir = workdir
         self.branch = branch
         self.path = path.strip("/")
+        self.check = check
+        """Raises when files must not be committed; run before anything is written."""
 
     def exists(self) -> bool:
         """True when the remote has the branch."""
@@ -130,6 +142,8 @@ class GitOpsRepo:
         attempts: int = 3,
     ) -> str | None:
         """Commit ``files`` into the environment's folder and push; None if nothing changed."""
+        if self.check is not None:
+            self.check(files)
         for _attempt in range(attempts):
             self._sync_workdir()
             target = self.workdir / self.path

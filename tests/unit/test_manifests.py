@@ -79,3 +79,60 @@ def test_seeding_puts_the_image_on_stable_and_empties_the_canary() -> None:
     state = read_state(seed(overlay(), IMG_A, 3))
     assert state.stable == TrackSpec(IMG_A, 3)
     assert state.canary.replicas == 0 and state.weight == 0
+
+
+ROUTE = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: inferops-service
+  namespace: inferops
+spec:
+  parentRefs: [{name: inference, namespace: gateways}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /}}]
+      backendRefs:
+        - {name: inferops-service-stable, port: 80, weight: 100}
+        - {name: inferops-service-canary, port: 80, weight: 0}
+"""
+
+
+def gateway_overlay() -> dict[str, str]:
+    files = overlay()
+    files["traffic.yaml"] = ROUTE
+    return files
+
+
+def test_an_httproute_router_reads_and_writes_the_canary_share() -> None:
+    files = gateway_overlay()
+    assert read_state(files).weight == 0
+    state = DesiredState(TrackSpec(IMG_A, 2), TrackSpec(IMG_B, 2), weight=25)
+    out = write_state(files, state)
+    assert read_state(out) == state
+    (route,) = [d for d in yaml.safe_load_all(out["traffic.yaml"]) if d]
+    weights = {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {"inferops-service-stable": 75, "inferops-service-canary": 25}
+    # Everything else in the route is as it was.
+    before = yaml.safe_load(ROUTE)
+    for ref in before["spec"]["rules"][0]["backendRefs"]:
+        ref["weight"] = weights[ref["name"]]
+    assert route == before
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        (ROUTE.replace("weight: 100", "weight: 90"), "adding up to 100"),
+        (ROUTE.replace("weight: 0", "weight: none"), "must be an integer"),
+    ],
+)
+def test_an_httproute_that_does_not_split_100_is_refused(route: str, message: str) -> None:
+    files = {**overlay(), "traffic.yaml": route}
+    with pytest.raises(ManifestError, match=message):
+        read_state(files)
+
+
+def test_two_routers_at_once_are_refused() -> None:
+    files = {**overlay(), "route.yaml": ROUTE}
+    with pytest.raises(ManifestError, match="keep one router"):
+        read_state(files)

@@ -1,0 +1,278 @@
+"""A Kubernetes API server's HTTP answers on loopback, for the Kubernetes platform's tests.
+
+No cluster is reachable from the test machines, so the tests meet the platform at
+the HTTP boundary: this server answers the paths the official client calls
+(discovery, GET of objects and lists, server-side apply and merge ``PATCH``,
+``DELETE``) with objects recorded in ``tests/fixtures/k8s/`` as the API returns
+them, and records every request it receives. It emulates what the tests rely on
+and no more: label selectors of the ``key=value`` form; list items without
+``kind``/``apiVersion`` for built-in types, as the API serves them; an apply
+creates the object or replaces its metadata and spec (keeping uid and status);
+a delete honours a uid precondition.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "k8s"
+# Built-in groups: their list items come without kind and apiVersion.
+BUILT_IN_GROUPS = {"", "apps", "networking.k8s.io"}
+
+
+def fixture(name: str) -> dict[str, Any]:
+    """A recorded object from ``tests/fixtures/k8s``."""
+    loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return loaded
+
+
+@dataclass
+class Seen:
+    """One request the server received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str | None
+    authorization: str | None
+    body: Any
+
+
+@dataclass
+class FakeKubeAPI:
+    """Objects by their API path, the discovery documents, and the requests received."""
+
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    discovery: dict[str, Any] = field(default_factory=lambda: fixture("discovery.json"))
+    requests: list[Seen] = field(default_factory=list)
+    refuse: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def resource(self, api_version: str, kind: str) -> tuple[str, bool]:
+        """The plural name and whether the kind is namespaced, from discovery."""
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        for r in self.discovery[base]["resources"]:
+            if r["kind"] == kind and "/" not in r["name"]:
+                return r["name"], r["namespaced"]
+        raise KeyError(f"{kind} ({api_version}) is not in the discovery fixture")
+
+    def path_of(self, api_version: str, kind: str, namespace: str | None, name: str) -> str:
+        """The API path of an object."""
+        plural, namespaced = self.resource(api_version, kind)
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        where = f"/namespaces/{namespace}" if namespaced else ""
+        return f"{base}{where}/{plural}/{name}"
+
+    def collection(self, path: str) -> tuple[str, str] | None:
+        """The apiVersion and kind when ``path`` lists a kind (in a namespace or not), else None."""
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["api", "v1"]:
+            api_version, rest = "v1", parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            api_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+        else:
+            return None
+        if len(rest) == 3 and rest[0] == "namespaces":
+            rest = rest[2:]
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        for r in self.discovery.get(base, {}).get("resources", []):
+            if rest == [r["name"]]:
+                return api_version, r["kind"]
+        return None
+
+    def put(self, *objs: dict[str, Any]) -> None:
+        """Store objects as the server holds them."""
+        for obj in objs:
+            meta = obj["metadata"]
+            path = self.path_of(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+            self.objects[path] = copy.deepcopy(obj)
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Any:
+        """The stored object, or None."""
+        return self.objects.get(self.path_of(api_version, kind, namespace, name))
+
+    def seen(self, method: str) -> list[Seen]:
+        """The requests received with ``method``."""
+        return [r for r in self.requests if r.method == method]
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+def _matches(labels: dict[str, str], selector: str | None) -> bool:
+    if not selector:
+        return True
+    for term in selector.split(","):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            into.pop(key, None)
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body in one write: two small writes meet the client's delayed ACK.
+    wbufsize = -1
+    api: FakeKubeAPI
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, code: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = yaml.safe_load(raw) if raw else None
+        api = self.api
+        with api.lock:
+            api.requests.append(
+                Seen(
+                    self.command,
+                    url.path,
+                    query,
+                    self.headers.get("Content-Type"),
+                    self.headers.get("Authorization"),
+                    body,
+                )
+            )
+            if url.path in api.discovery:
+                return self._send(200, api.discovery[url.path])
+            if api.refuse:
+                return self._send(403, _status(403, "Forbidden", "access denied for inferops"))
+            code, answer = getattr(self, f"_{self.command.lower()}")(url.path, query, body)
+        self._send(code, answer)
+
+    def _get(self, path: str, query: dict[str, str], _: Any) -> tuple[int, Any]:
+        obj = self.api.objects.get(path)
+        if obj is not None:
+            return 200, obj
+        listing = self.api.collection(path)
+        if listing is None:
+            name = path.rsplit("/", 1)[-1]
+            return 404, _status(404, "NotFound", f'"{name}" not found')
+        api_version, kind = listing
+        prefix = path + "/"
+        listed = [
+            o
+            for p, o in sorted(self.api.objects.items())
+            if p.startswith(prefix)
+            and "/" not in p[len(prefix) :]
+            and _matches(o["metadata"].get("labels") or {}, query.get("labelSelector"))
+        ]
+        built_in = api_version.rpartition("/")[0] in BUILT_IN_GROUPS
+        items = [
+            {k: v for k, v in o.items() if not (built_in and k in ("apiVersion", "kind"))}
+            for o in listed
+        ]
+        return 200, {
+            "kind": f"{kind}List",
+            "apiVersion": api_version,
+            "metadata": {"resourceVersion": "48212000"},
+            "items": items,
+        }
+
+    def _patch(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        old = self.api.objects.get(path)
+        if self.headers.get("Content-Type") == "application/merge-patch+json":
+            if old is None:
+                return 404, _status(404, "NotFound", f"{path} not found")
+            _merge(old, body)
+            return 200, old
+        new = copy.deepcopy(body)
+        meta = new.setdefault("metadata", {})
+        if old is None:
+            meta.update(uid=str(uuid.uuid4()), resourceVersion="1", generation=1)
+            code = 201
+        else:
+            meta["uid"] = old["metadata"]["uid"]
+            meta["resourceVersion"] = str(int(old["metadata"]["resourceVersion"]) + 1)
+            changed = new.get("spec") != old.get("spec")
+            meta["generation"] = int(old["metadata"].get("generation", 1)) + int(changed)
+            if "status" in old:
+                new["status"] = old["status"]
+            code = 200
+        self.api.objects[path] = new
+        return code, new
+
+    def _delete(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        obj = self.api.objects.get(path)
+        if obj is None:
+            return 404, _status(404, "NotFound", f"{path} not found")
+        want = ((body or {}).get("preconditions") or {}).get("uid")
+        if want and want != obj["metadata"]["uid"]:
+            return 409, _status(409, "Conflict", "Precondition failed: UID in precondition")
+        del self.api.objects[path]
+        return 200, {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"]},
+        }
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+
+class Served:
+    """A FakeKubeAPI listening on loopback until ``close``."""
+
+    def __init__(self, api: FakeKubeAPI) -> None:
+        handler = type("Handler", (_Handler,), {"api": api})
+        self.api = api
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
