@@ -17,7 +17,7 @@ DEBS := redis-server nginx prometheus git
 .PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down bench-judge bench-service
 
 help:  ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 deps:  ## Install the Debian packages (redis-server, nginx, prometheus) when missing
 	@missing=""; \
