@@ -15,7 +15,14 @@ from support import run_cli
 
 from inferops.config import parse_config
 from inferops.environments import manifest_check, manifest_files
-from inferops.gitops.manifests import ManifestError, read_state, write_state
+from inferops.gitops.manifests import (
+    DesiredState,
+    ManifestError,
+    TrackSpec,
+    read_state,
+    seed,
+    write_state,
+)
 from inferops.gitops.repo import GitOpsRepo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +102,67 @@ def test_the_shipped_cluster_environments_validate_with_their_policies(env: str)
     result = run_cli(ROOT, "validate", "--env", env)
     assert result.returncode == 0, result.stderr
     assert f"{env}: 12 files valid for Kubernetes 1.33" in result.stdout
+
+
+def changed_fields(before: object, after: object, path: str = "") -> list[str]:
+    """The paths of every leaf that differs between two parsed objects."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            change
+            for key in sorted(set(before) | set(after), key=str)
+            for change in changed_fields(before.get(key), after.get(key), f"{path}.{key}")
+        ]
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [
+            change
+            for i, (b, a) in enumerate(zip(before, after, strict=True))
+            for change in changed_fields(b, a, f"{path}[{i}]")
+        ]
+    return [] if before == after else [path]
+
+
+@pytest.mark.parametrize(
+    ("overlay", "router_file", "weight_fields"),
+    [
+        (
+            "dev",
+            "ingress-inferops-service-canary.yaml",
+            [".metadata.annotations.nginx.ingress.kubernetes.io/canary-weight"],
+        ),
+        (
+            "prod",
+            "httproute-inferops-service.yaml",
+            [".spec.rules[0].backendRefs[0].weight", ".spec.rules[0].backendRefs[1].weight"],
+        ),
+    ],
+)
+def test_a_canary_step_moves_only_the_weight_and_the_canary(
+    tmp_path: Path, overlay: str, router_file: str, weight_fields: list[str]
+) -> None:
+    config = config_for(tmp_path, ROOT / "gitops" / "overlays" / overlay, renderer="kustomize")
+    image = "registry.example.com/inferops-service@sha256:" + "a" * 64
+    candidate = "registry.example.com/inferops-service@sha256:" + "b" * 64
+    seeded = seed(manifest_files(config, "local"), image, 3)
+    state = read_state(seeded)
+    first = write_state(seeded, DesiredState(state.stable, TrackSpec(candidate, 2), 10))
+    second = write_state(first, read_state(first).with_weight(25))
+    moved = {
+        name: changed_fields(yaml.safe_load(first[name]), yaml.safe_load(second[name]))
+        for name in first
+        if first[name] != second[name]
+    }
+    # From one step to the next, only the router's weight moves.
+    assert sorted(moved) == [router_file]
+    assert sorted(moved[router_file]) == sorted(weight_fields)
+    # The first step also starts the canary: its image and replicas, nothing else.
+    started = {
+        name: changed_fields(yaml.safe_load(seeded[name]), yaml.safe_load(first[name]))
+        for name in seeded
+        if seeded[name] != first[name]
+    }
+    assert sorted(started) == sorted(["deployment-inferops-service-canary.yaml", router_file])
+    assert sorted(started["deployment-inferops-service-canary.yaml"]) == [
+        ".spec.replicas",
+        ".spec.template.spec.containers[0].image",
+    ]
+    assert manifest_check(config, "local")(second) is None
