@@ -292,14 +292,42 @@ def rollout(
     _exit_for(rollout_flow(image, env, service_env, str(config)), as_json)
 
 
+def _print_cluster_status(env: str, state: Any, as_json: bool) -> None:
+    data = {
+        "env": env,
+        "revision": state.revision,
+        "live": state.live,
+        "error": state.error,
+        "weights": state.weights,
+        "components": state.components,
+    }
+    lines = [
+        f"{env}: {'live' if state.live else 'NOT live'} at {(state.revision or '-')[:12]}",
+        f"  traffic: stable {state.weights.get('stable', '-')}% / "
+        f"canary {state.weights.get('canary', '-')}%",
+    ]
+    if state.error:
+        lines.append(f"  waiting on: {state.error}")
+    lines += [
+        f"  {name:<40} " + ", ".join(f"{k} {v}" for k, v in summary.items())
+        for name, summary in state.components.items()
+    ]
+    _print(data, as_json, "\n".join(lines))
+
+
 @app.command()
 def status(
     env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False
 ) -> None:
-    """What ENV runs now: the live commit, the traffic split and the pods."""
-    from inferops.environments import open_target
+    """What ENV runs now: the live commit, the traffic split and the pods (or, on a
+    cluster, what its GitOps controller applied and each Deployment's rollout)."""
+    from inferops.environments import cluster_platform, open_target
 
-    target = open_target(_config(config), env)
+    cfg = _config(config)
+    if cfg.environment(env).platform == "kubernetes":
+        _print_cluster_status(env, cluster_platform(cfg, env).status(), as_json)
+        return
+    target = open_target(cfg, env)
     state = target.platform().status()
     data = {
         "env": env,

@@ -173,6 +173,27 @@ class ManifestSettings(_Strict):
         return self
 
 
+class ClusterSettings(_Strict):
+    """How the pipeline reaches a cluster environment, and what syncs it."""
+
+    kubeconfig: Path | None = Field(
+        default=None, description="A kubeconfig file; unset: KUBECONFIG or ~/.kube/config."
+    )
+    context: str | None = Field(default=None, description="The kubeconfig context to use.")
+    in_cluster: bool = Field(
+        default=False, description="Use the pod's service account (the pipeline runs inside)."
+    )
+    controller: Literal["argocd", "flux", "direct"] = Field(
+        default="argocd",
+        description="What applies the GitOps repository: an Argo CD Application, a Flux "
+        "Kustomization, or the pipeline itself (server-side apply with prune).",
+    )
+    app: str = Field(
+        default="inferops", description="The Argo CD Application or Flux Kustomization's name."
+    )
+    namespace: str = Field(default="inferops", description="The service's namespace.")
+
+
 class Environment(_Strict):
     """One place a release can go."""
 
@@ -191,6 +212,16 @@ class Environment(_Strict):
     canary: CanaryPlan = Field(default_factory=CanaryPlan)
     slo_file: Path = Path("loadtests/slos.yaml")
     manifests: ManifestSettings = Field(default_factory=lambda: ManifestSettings())
+    cluster: ClusterSettings | None = Field(
+        default=None, description="How to reach the cluster (platform kubernetes)."
+    )
+
+    @model_validator(mode="after")
+    def _cluster_for_kubernetes(self) -> Environment:
+        if (self.platform == "kubernetes") != (self.cluster is not None):
+            raise ValueError("platform kubernetes needs a cluster section, and only it takes one")
+        return self
+
     prefect_server: bool = Field(
         default=True,
         description="Run a Prefect server and worker with the environment (local platform).",

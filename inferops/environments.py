@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -26,6 +26,9 @@ from inferops.metrics import MetricsProvider, provider_for
 from inferops.platforms.layout import LocalLayout
 from inferops.platforms.local import LocalPlatform
 from inferops.terraform import Terraform, terraform_for
+
+if TYPE_CHECKING:
+    from inferops.platforms.kubernetes import KubernetesPlatform
 
 OUTPUTS_FILE = "outputs.json"
 LAST_OUTPUTS_FILE = "outputs.last.json"
@@ -152,6 +155,25 @@ def manifest_check(config: Config, name: str) -> Callable[[Mapping[str, str]], N
             )
 
     return check
+
+
+def cluster_platform(config: Config, name: str) -> KubernetesPlatform:
+    """The platform driver of a cluster environment, connected with its kubeconfig."""
+    # The Kubernetes client is imported only by the commands that reach a cluster.
+    from inferops.platforms.kubernetes import KubernetesPlatform, KubernetesTarget
+
+    env = config.environment(name)
+    if env.cluster is None:
+        raise ConfigError(f"environment {name!r} runs on {env.platform}, not on a cluster")
+    cluster = env.cluster
+    target = KubernetesTarget(
+        namespace=cluster.namespace,
+        controller=cluster.controller,
+        app=cluster.app,
+        router=env.router,
+    )
+    kubeconfig = None if cluster.kubeconfig is None else config.path(cluster.kubeconfig)
+    return KubernetesPlatform.connect(target, kubeconfig, cluster.context, cluster.in_cluster)
 
 
 def load_slos(path: Path) -> AnalysisSpec:

@@ -1,0 +1,86 @@
+"""`inferops status` on a cluster environment, through its kubeconfig.
+
+No cluster is reachable from these machines: the command meets a loopback server that
+answers the Kubernetes API's paths with objects recorded as the API returns them
+(``tests/k8s_api.py``). The command runs as a user would run it, in its own process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from k8s_api import FakeKubeAPI, Served, fixture
+from support import run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+SYNCED = "8c2f4e1a9b3d7f60c5e2a4b18d9f3c7e6a1b2d40"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[FakeKubeAPI]:
+    api = FakeKubeAPI()
+    served = Served(api)
+    (tmp_path / "kubeconfig").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "prod", "cluster": {"server": served.url}}],
+                "users": [{"name": "ci", "user": {"token": "k8s-test-token"}}],
+                "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "ci"}}],
+            }
+        )
+    )
+    (tmp_path / "inferops.yaml").write_text(
+        f"""
+state_dir: {tmp_path / "state"}
+environments:
+  prod:
+    platform: kubernetes
+    router: gateway
+    terraform: {{module: {ROOT / "terraform/environments/aws"}, cloud: aws}}
+    cluster: {{kubeconfig: kubeconfig, context: prod, controller: argocd, app: inferops-prod}}
+    manifests: {{source: {ROOT / "gitops/overlays/prod"}, renderer: kustomize}}
+"""
+    )
+    yield api
+    served.close()
+
+
+def test_status_reports_what_argo_cd_applied_and_the_live_split(
+    cluster: FakeKubeAPI, tmp_path: Path
+) -> None:
+    cluster.put(
+        fixture("argocd-application-synced.json"),
+        fixture("deployment-stable.json"),
+        fixture("deployment-canary.json"),
+        fixture("httproute.json"),
+    )
+    result = run_cli(tmp_path, "status", "--env", "prod", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    state = json.loads(result.stdout)
+    assert state["revision"] == SYNCED
+    assert state["live"] is True
+    assert state["weights"] == {"stable": 75, "canary": 25}
+    assert "deployment/inferops-service-canary" in state["components"]
+    # Read-only: status changes nothing in the cluster.
+    assert cluster.seen("PATCH") == [] and cluster.seen("DELETE") == []
+
+
+def test_status_says_what_blocks_a_cluster_that_is_not_in_sync(
+    cluster: FakeKubeAPI, tmp_path: Path
+) -> None:
+    cluster.put(
+        fixture("argocd-application-outofsync.json"),
+        fixture("deployment-stable.json"),
+        fixture("deployment-canary-rolling.json"),
+        fixture("httproute.json"),
+    )
+    result = run_cli(tmp_path, "status", "--env", "prod")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "prod: NOT live" in result.stdout
+    assert "waiting on:" in result.stdout
