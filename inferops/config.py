@@ -217,9 +217,10 @@ class Environment(_Strict):
     )
 
     @model_validator(mode="after")
-    def _cluster_for_kubernetes(self) -> Environment:
-        if (self.platform == "kubernetes") != (self.cluster is not None):
-            raise ValueError("platform kubernetes needs a cluster section, and only it takes one")
+    def _cluster_only_for_kubernetes(self) -> Environment:
+        # A cluster environment may have none yet: it is provisioned before it is reached.
+        if self.cluster is not None and self.platform != "kubernetes":
+            raise ValueError("a cluster section is for platform kubernetes only")
         return self
 
     prefect_server: bool = Field(

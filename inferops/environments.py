@@ -163,8 +163,13 @@ def cluster_platform(config: Config, name: str) -> KubernetesPlatform:
     from inferops.platforms.kubernetes import KubernetesPlatform, KubernetesTarget
 
     env = config.environment(name)
-    if env.cluster is None:
+    if env.platform != "kubernetes":
         raise ConfigError(f"environment {name!r} runs on {env.platform}, not on a cluster")
+    if env.cluster is None:
+        raise ConfigError(
+            f"environment {name!r} has no cluster section in inferops.yaml: add its kubeconfig "
+            "context and controller (once `inferops provision` has made the cluster)"
+        )
     cluster = env.cluster
     target = KubernetesTarget(
         namespace=cluster.namespace,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from inferops.config import ConfigError, load_config, parse_config
-from inferops.environments import NotProvisioned, load_slos, open_target
+from inferops.environments import NotProvisioned, cluster_platform, load_slos, open_target
 
 ROOT = Path(__file__).parents[2]
 
@@ -98,3 +98,14 @@ def test_a_cluster_environment_is_provisioned_but_not_opened_as_a_local_one() ->
     config = load_config(ROOT / "inferops.yaml")
     with pytest.raises(ConfigError, match="inferops provision --env aws"):
         open_target(config, "aws")
+
+
+def test_a_cluster_section_is_only_for_kubernetes_and_is_needed_to_reach_one() -> None:
+    with pytest.raises(ConfigError, match="for platform kubernetes only"):
+        parse(BASE + "    cluster: {context: prod}\n")
+    config = parse(
+        "environments:\n  prod:\n    platform: kubernetes\n"
+        "    terraform: {module: terraform/environments/aws, cloud: aws}\n"
+    )
+    with pytest.raises(ConfigError, match="no cluster section"):
+        cluster_platform(config, "prod")
