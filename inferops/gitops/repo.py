@@ -1,7 +1,9 @@
 """A GitOps repository driven through the git CLI.
 
-The remote (a bare repository locally, a Git host on a cluster) is the truth;
-the working clone is a cache that is reset to the remote before every change.
+The remote is the truth: a bare repository on this machine (a path), or a Git
+host (a URL: ``https://``, ``ssh://``, ``git@host:``, ``file://``). The working
+clone is a cache that is reset to the remote before every change; a URL's
+history is read from a mirror beside the clone, fetched before each read.
 ``commit`` writes one environment's files, makes exactly one commit with
 trailers that tools parse, and pushes it, rebasing on a concurrent change up
 to three times. Nothing is committed when nothing changed, and nothing that
@@ -13,11 +15,13 @@ working clone stay as they were.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
 _FIELD = "\x1f"
 _RECORD = "\x1e"
 _IDENTITY = {
@@ -72,13 +76,14 @@ class GitOpsRepo:
 
     def __init__(
         self,
-        remote: Path,
+        remote: Path | str,
         workdir: Path,
         branch: str,
         path: str,
         check: Callable[[Mapping[str, str]], None] | None = None,
     ) -> None:
         self.remote = remote
+        self.is_url = isinstance(remote, str) and bool(_URL.match(remote))
         self.workdir = workdir
         self.branch = branch
         self.path = path.strip("/")
@@ -87,15 +92,37 @@ class GitOpsRepo:
 
     def exists(self) -> bool:
         """True when the remote has the branch."""
-        if not (self.remote / "HEAD").exists():
+        if self.is_url:
+            return bool(self._remote_ref())
+        if not (Path(self.remote) / "HEAD").exists():
             return False
         out = _git(["--git-dir", str(self.remote), "branch", "--list", self.branch])
         return bool(out.strip())
 
+    def _remote_ref(self) -> str:
+        """The branch's commit on a URL remote, or '' when it has no such branch."""
+        out = _git(["ls-remote", "--heads", str(self.remote), f"refs/heads/{self.branch}"])
+        return out.split()[0] if out.strip() else ""
+
+    def _readable(self) -> str:
+        """A bare repository holding the remote's history: itself, or a fresh mirror of it."""
+        if not self.is_url:
+            return str(self.remote)
+        mirror = self.workdir.parent / f"{self.workdir.name}.mirror.git"
+        if (mirror / "HEAD").exists():
+            _git(["--git-dir", str(mirror), "fetch", "--quiet", "--prune", "origin"])
+        else:
+            mirror.parent.mkdir(parents=True, exist_ok=True)
+            _git(["clone", "--quiet", "--mirror", str(self.remote), str(mirror)])
+        return str(mirror)
+
     def create(self, seed: Mapping[str, str], subject: str, trailers: Mapping[str, str]) -> str:
-        """Create the remote and clone, seeded with ``seed``; a no-op when it exists."""
-        if not (self.remote / "HEAD").exists():
-            self.remote.mkdir(parents=True, exist_ok=True)
+        """Create the remote and clone, seeded with ``seed``; a no-op when it exists.
+
+        A URL's repository must exist on its host (empty is fine): it is not created here.
+        """
+        if not self.is_url and not (Path(self.remote) / "HEAD").exists():
+            Path(self.remote).mkdir(parents=True, exist_ok=True)
             _git(["init", "--bare", "--initial-branch", self.branch, str(self.remote)])
         self._sync_workdir()
         if not self.exists():
@@ -118,19 +145,24 @@ class GitOpsRepo:
 
     def head(self) -> str:
         """The commit the remote branch points at."""
+        if self.is_url:
+            sha = self._remote_ref()
+            if not sha:
+                raise GitOpsError(f"{self.remote} has no branch {self.branch}")
+            return sha
         return _git(["--git-dir", str(self.remote), "rev-parse", self.branch]).strip()
 
     def files(self, rev: str | None = None) -> dict[str, str]:
         """The environment's files at ``rev`` (default: the remote head), by name."""
         rev = rev or self.branch
+        bare = self._readable()
         names = _git(
-            ["--git-dir", str(self.remote), "ls-tree", "-r", "--name-only", rev, "--", self.path]
+            ["--git-dir", bare, "ls-tree", "-r", "--name-only", rev, "--", self.path]
         ).split()
         if not names:
             raise GitOpsError(f"{self.path}/ is empty or missing at {rev[:12]}")
         return {
-            n[len(self.path) + 1 :]: _git(["--git-dir", str(self.remote), "show", f"{rev}:{n}"])
-            for n in names
+            n[len(self.path) + 1 :]: _git(["--git-dir", bare, "show", f"{rev}:{n}"]) for n in names
         }
 
     def commit(
@@ -181,7 +213,7 @@ class GitOpsRepo:
         if not self.exists():
             return []
         fmt = _FIELD.join(["%H", "%aI", "%s", "%b", "%(trailers:only,unfold)"]) + _RECORD
-        args = ["--git-dir", str(self.remote), "log", f"--format={fmt}"]
+        args = ["--git-dir", self._readable(), "log", f"--format={fmt}"]
         if limit:
             args.append(f"-{limit}")
         out = _git([*args, self.branch, "--", self.path])

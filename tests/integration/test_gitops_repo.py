@@ -101,3 +101,39 @@ def test_the_environment_lock_names_its_holder(tmp_path: Path) -> None:
         pass
     with EnvironmentLock(path, "local", "release r-8") as lock:
         assert lock.holder_info()["holder"] == "release r-8"
+
+
+def hosted(tmp_path: Path) -> str:
+    """An empty repository as a Git host holds it, reached by URL."""
+    bare = tmp_path / "host" / "gitops.git"
+    subprocess.run(
+        ["git", "init", "--quiet", "--bare", "--initial-branch", "main", str(bare)], check=True
+    )
+    return f"file://{bare}"
+
+
+def test_a_repository_on_a_git_host_is_seeded_committed_and_read_by_url(tmp_path: Path) -> None:
+    url = hosted(tmp_path)
+    repo = GitOpsRepo(url, tmp_path / "work", "main", "environments/prod")
+    assert repo.is_url and not repo.exists()
+    seeded = repo.create(SEED, "seed", {"Release-Id": "r-0"})
+    assert repo.exists() and repo.head() == seeded
+    # Another machine's clone commits; this one sees it on its next read.
+    other = GitOpsRepo(url, tmp_path / "elsewhere", "main", "environments/prod")
+    moved = other.commit({"a.yaml": "x: 2\n"}, "r-1 step 1/2", "", {"Step": "1/2"})
+    assert repo.head() == moved
+    assert repo.files() == {"a.yaml": "x: 2\n", "b.yaml": "y: 1\n"}
+    assert repo.files(seeded) == SEED
+    assert [(c.subject, c.trailers.get("Step")) for c in repo.log()] == [
+        ("r-1 step 1/2", "1/2"),
+        ("seed", None),
+    ]
+    assert repo.commit({"b.yaml": "y: 2\n"}, "r-1 step 2/2", "", {}) is not None
+    assert other.files()["b.yaml"] == "y: 2\n"
+
+
+def test_a_missing_branch_on_a_git_host_is_a_clear_error(tmp_path: Path) -> None:
+    repo = GitOpsRepo(hosted(tmp_path), tmp_path / "work", "main", "environments/prod")
+    with pytest.raises(GitOpsError, match="has no branch main"):
+        repo.head()
+    assert repo.log() == []
