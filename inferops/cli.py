@@ -363,11 +363,13 @@ def history(
     env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False
 ) -> None:
     """Every release of ENV from the GitOps log: steps, weights, verdicts and reasons."""
-    from inferops.environments import open_target
+    from inferops.environments import cluster_repo, open_target
     from inferops.gitops.history import releases
 
-    target = open_target(_config(config), env, destroyed_ok=True)
-    repo = target.repo()
+    cfg = _config(config)
+    on_cluster = cfg.environment(env).platform == "kubernetes"
+    target = None if on_cluster else open_target(cfg, env, destroyed_ok=True)
+    repo = cluster_repo(cfg, env) if target is None else target.repo()
     found = releases(repo.log())
     if as_json:
         data = [
@@ -397,10 +399,14 @@ def history(
                     initial_indent=" " * 6,
                     subsequent_indent=" " * 6,
                 )
-    lines.append(f"\nGitOps repository: {repo.remote} (git --git-dir {repo.remote} log)")
-    lines.append(
-        f"Load-test samples and logs: {target.state_dir / 'loadtests'}, {target.state_dir / 'logs'}"
-    )
+    if target is None:
+        lines.append(f"\nGitOps repository: {repo.remote} ({repo.path} on {repo.branch})")
+    else:
+        lines.append(f"\nGitOps repository: {repo.remote} (git --git-dir {repo.remote} log)")
+        lines.append(
+            f"Load-test samples and logs: {target.state_dir / 'loadtests'}, "
+            f"{target.state_dir / 'logs'}"
+        )
     typer.echo("\n".join(lines))
 
 

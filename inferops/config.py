@@ -192,6 +192,15 @@ class ClusterSettings(_Strict):
         default="inferops", description="The Argo CD Application or Flux Kustomization's name."
     )
     namespace: str = Field(default="inferops", description="The service's namespace.")
+    gitops_url: str | None = Field(
+        default=None,
+        description="The GitOps repository on its Git host (https://, ssh://, git@host:), "
+        "which the controller syncs.",
+    )
+    gitops_branch: str = Field(default="main", description="The branch the controller syncs.")
+    gitops_path: str | None = Field(
+        default=None, description="The environment's folder in it; unset: environments/<env>."
+    )
 
 
 class Environment(_Strict):

@@ -181,6 +181,23 @@ def cluster_platform(config: Config, name: str) -> KubernetesPlatform:
     return KubernetesPlatform.connect(target, kubeconfig, cluster.context, cluster.in_cluster)
 
 
+def cluster_repo(config: Config, name: str) -> GitOpsRepo:
+    """A cluster environment's GitOps repository on its Git host, checked on every commit."""
+    cluster = config.environment(name).cluster
+    if cluster is None or cluster.gitops_url is None:
+        raise ConfigError(
+            f"environment {name!r} names no GitOps repository: set cluster.gitops_url "
+            "(and gitops_branch, gitops_path) in inferops.yaml"
+        )
+    return GitOpsRepo(
+        cluster.gitops_url,
+        config.env_state_dir(name) / "gitops-work",
+        cluster.gitops_branch,
+        cluster.gitops_path or f"environments/{name}",
+        check=manifest_check(config, name),
+    )
+
+
 def load_slos(path: Path) -> AnalysisSpec:
     """Read and validate an SLO file."""
     try:

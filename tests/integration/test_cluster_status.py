@@ -8,6 +8,7 @@ answers the Kubernetes API's paths with objects recorded as the API returns them
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import pytest
 import yaml
 from k8s_api import FakeKubeAPI, Served, fixture
 from support import run_cli
+
+from inferops.config import load_config
+from inferops.environments import cluster_repo, manifest_files
+from inferops.gitops import messages
+from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, seed, write_state
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNCED = "8c2f4e1a9b3d7f60c5e2a4b18d9f3c7e6a1b2d40"
@@ -84,3 +90,39 @@ def test_status_says_what_blocks_a_cluster_that_is_not_in_sync(
     assert result.returncode == 0, result.stderr[-2000:]
     assert "prod: NOT live" in result.stdout
     assert "waiting on:" in result.stdout
+
+
+def test_history_of_a_cluster_environment_is_read_from_its_git_host(tmp_path: Path) -> None:
+    bare = tmp_path / "host" / "gitops.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    (tmp_path / "inferops.yaml").write_text(
+        f"""
+state_dir: {tmp_path / "state"}
+environments:
+  prod:
+    platform: kubernetes
+    router: gateway
+    terraform: {{module: {ROOT / "terraform/environments/aws"}, cloud: aws}}
+    cluster: {{context: prod, gitops_url: "file://{bare}", gitops_path: envs/prod}}
+    manifests: {{source: {ROOT / "gitops/overlays/prod"}, renderer: kustomize}}
+"""
+    )
+    config = load_config(tmp_path / "inferops.yaml")
+    repo = cluster_repo(config, "prod")
+    stable = "registry.example.com/inferops-service@sha256:" + "a" * 64
+    candidate = "registry.example.com/inferops-service@sha256:" + "b" * 64
+    files = seed(manifest_files(config, "prod"), stable, 5)
+    message = messages.seed("prod", stable)
+    repo.create(files, message.subject, message.trailers)
+    state = read_state(repo.files())
+    step = messages.step("r-1", 1, 2, 10, candidate, "continue", "canary at 10%")
+    canary = DesiredState(state.stable, TrackSpec(candidate, 2), 10)
+    repo.commit(write_state(repo.files(), canary), step.subject, step.body, step.trailers)
+
+    result = run_cli(tmp_path, "history", "--env", "prod", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (release,) = [r for r in json.loads(result.stdout) if r["release_id"] == "r-1"]
+    assert release["image"] == candidate
+    assert [e["weight"] for e in release["events"]] == [10]
+    text = run_cli(tmp_path, "history", "--env", "prod")
+    assert f"file://{bare} (envs/prod on main)" in text.stdout
