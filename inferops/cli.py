@@ -17,6 +17,7 @@ import typer
 
 from inferops.config import Config, ConfigError, load_config
 from inferops.judge_cli import judge_command
+from inferops.platforms.base import LiveState
 
 app = typer.Typer(
     help="Release an AI inference service through Git: canaries judged on live SLOs.\n\n"
@@ -292,7 +293,16 @@ def rollout(
     _exit_for(rollout_flow(image, env, service_env, str(config)), as_json)
 
 
-def _print_cluster_status(env: str, state: Any, as_json: bool) -> None:
+def _live_summary(env: str, state: LiveState) -> list[str]:
+    """The first lines of a status: which commit is live, and the traffic split."""
+    return [
+        f"{env}: {'live' if state.live else 'NOT live'} at {(state.revision or '-')[:12]}",
+        f"  traffic: stable {state.weights.get('stable', '-')}% / "
+        f"canary {state.weights.get('canary', '-')}%",
+    ]
+
+
+def _print_cluster_status(env: str, state: LiveState, as_json: bool) -> None:
     data = {
         "env": env,
         "revision": state.revision,
@@ -301,11 +311,7 @@ def _print_cluster_status(env: str, state: Any, as_json: bool) -> None:
         "weights": state.weights,
         "components": state.components,
     }
-    lines = [
-        f"{env}: {'live' if state.live else 'NOT live'} at {(state.revision or '-')[:12]}",
-        f"  traffic: stable {state.weights.get('stable', '-')}% / "
-        f"canary {state.weights.get('canary', '-')}%",
-    ]
+    lines = _live_summary(env, state)
     if state.error:
         lines.append(f"  waiting on: {state.error}")
     lines += [
@@ -339,11 +345,7 @@ def status(
         "components": state.components,
         "endpoints": state.endpoints,
     }
-    lines = [
-        f"{env}: {'live' if state.live else 'NOT live'} at {(state.revision or '-')[:12]}",
-        f"  traffic: stable {state.weights.get('stable', '-')}% / "
-        f"canary {state.weights.get('canary', '-')}%",
-    ]
+    lines = _live_summary(env, state)
     lines += [
         f"  {p['name']:<28} {p['track']:<7} :{p['port']}  restarts {p['restarts']}"
         for p in state.pods

@@ -379,9 +379,14 @@ def _launch_template_refs(configuration: Mapping[str, Any]) -> dict[str, str]:
             for block in (resource.get("expressions") or {}).get("launch_template") or []:
                 for attribute in ("id", "name"):
                     for ref in (block.get(attribute) or {}).get("references") or []:
-                        match = re.match(r"^aws_launch_template\.[\w-]+", str(ref))
-                        if match:
-                            found[prefix + str(resource["address"])] = prefix + match.group(0)
+                        # With count or for_each, the reference names the instance too.
+                        match = re.match(
+                            r'^aws_launch_template\.[\w-]+(\[(\d+|"[^"]*")\])?', str(ref)
+                        )
+                        if match:  # the first reference is the most specific one
+                            found.setdefault(
+                                prefix + str(resource["address"]), prefix + match.group(0)
+                            )
         for name, call in (module.get("module_calls") or {}).items():
             walk(call.get("module") or {}, f"{prefix}module.{name}.")
 
@@ -525,7 +530,7 @@ def _launch_template(instance: _Instance, side: _Side) -> _Instance | None:
         if found:
             return found[0]
     target = side.launch_template_refs.get(instance.config_address)
-    referenced = [t for t in templates if t.config_address == target]
+    referenced = [t for t in templates if target in (t.address, t.config_address)]
     # A reference to a template with several instances (count, for_each) is ambiguous.
     return referenced[0] if len(referenced) == 1 else None
 

@@ -84,13 +84,12 @@ class Target:
 
 @dataclass(frozen=True)
 class Stack:
-    """An environment's Terraform: the runner, its variables, its backend and its cloud."""
+    """An environment's Terraform: the runner, its variables and its backend."""
 
     tf: Terraform
     variables: dict[str, Any]
     backend_config: dict[str, str] | None
     """What ``init`` passes as ``-backend-config``; None keeps the state in the work dir."""
-    cloud: str
 
     def init(self) -> None:
         """Initialise the working folder against the environment's state backend."""
@@ -115,7 +114,7 @@ def terraform_of(config: Config, name: str) -> Stack:
     }
     backend = settings.backend
     backend_config = None if backend.type == "local" else dict(backend.config)
-    return Stack(tf, variables, backend_config, settings.cloud)
+    return Stack(tf, variables, backend_config)
 
 
 def manifest_files(config: Config, name: str) -> dict[str, str]:

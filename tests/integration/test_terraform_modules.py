@@ -71,9 +71,8 @@ def test_there_are_modules_for_both_clouds_and_environments_that_use_them() -> N
     assert {e.name for e in ENVIRONMENTS} >= {"local", "aws", "gcp"}
 
 
-@pytest.mark.parametrize("directory", [TERRAFORM], ids=["terraform"])
-def test_every_file_is_terraform_fmt_clean(directory: Path, tmp_path: Path) -> None:
-    unformatted = terraform_for(directory, tmp_path / "work").fmt_check()
+def test_every_file_is_terraform_fmt_clean(tmp_path: Path) -> None:
+    unformatted = terraform_for(TERRAFORM, tmp_path / "work").fmt_check()
     assert unformatted == [], f"run `terraform fmt -recursive terraform/`: {unformatted}"
 
 

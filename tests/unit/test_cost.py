@@ -131,6 +131,38 @@ def test_the_gpu_node_group_takes_its_disk_from_the_launch_template(prices: Pric
     assert any("65% less than on-demand" in note for note in cost.assumptions)
 
 
+def test_a_launch_template_made_with_for_each_is_found_by_its_instance_key(
+    prices: PriceTable,
+) -> None:
+    # The eks module makes both templates with for_each: node["cpu"] and node["gpu"].
+    plan = _fixture("aws.plan.json")
+    (group,) = [
+        r
+        for r in plan["configuration"]["root_module"]["module_calls"]["eks"]["module"]["resources"]
+        if r["address"] == "aws_eks_node_group.gpu"
+    ]
+    for expression in group["expressions"]["launch_template"][0].values():
+        attribute = expression["references"][0].rsplit(".", 1)[1]
+        expression["references"] = [
+            f'aws_launch_template.node["gpu"].{attribute}',
+            'aws_launch_template.node["gpu"]',
+            "aws_launch_template.node",
+        ]
+    (template,) = [
+        r for r in plan["resource_changes"] if r["address"] == "module.eks.aws_launch_template.gpu"
+    ]
+    template.update(address='module.eks.aws_launch_template.node["gpu"]', name="node", index="gpu")
+    other = json.loads(json.dumps(template))
+    other.update(address='module.eks.aws_launch_template.node["cpu"]', index="cpu")
+    other["change"]["after"]["block_device_mappings"][0]["ebs"][0]["volume_size"] = 50
+    plan["resource_changes"].append(other)
+
+    cost = estimate(plan, prices)
+
+    gpu = next(line for line in cost.lines if line.address == "module.eks.aws_eks_node_group.gpu")
+    assert '200 GB gp3 (launch template module.eks.aws_launch_template.node["gpu"])' in gpu.basis
+
+
 def test_the_gcp_environment_costs_what_the_arithmetic_says(prices: PriceTable) -> None:
     cost = estimate(_fixture("gcp.plan.json"), prices)
 

@@ -48,18 +48,9 @@ class SimulatedReply:
 class SimulatorBackend:
     """The backend of demos and load tests: no model, only a batching-aware clock."""
 
-    def __init__(
-        self,
-        settings: ServiceSettings,
-        metrics: ServiceMetrics | None = None,
-        simulator: Simulator | None = None,
-    ) -> None:
-        self.simulator = (
-            Simulator(settings.simulator, settings.faults) if simulator is None else simulator
-        )
-        if metrics is not None:
-            sim = self.simulator
-            metrics.track_batch(lambda: sim.active, lambda: sim.queued)
+    def __init__(self, settings: ServiceSettings, metrics: ServiceMetrics) -> None:
+        self.simulator = sim = Simulator(settings.simulator, settings.faults)
+        metrics.track_batch(lambda: sim.active, lambda: sim.queued)
 
     async def start(self) -> None:
         """Nothing to open."""

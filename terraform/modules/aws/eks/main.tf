@@ -229,16 +229,21 @@ resource "aws_iam_role_policy_attachment" "node" {
 
 # The hop limit of 1 keeps pods (which get AWS credentials through IRSA) away
 # from the node's instance credentials; host-network agents still reach IMDS.
-resource "aws_launch_template" "cpu" {
-  name_prefix            = "${var.name}-cpu-"
-  description            = "CPU nodes of the EKS cluster ${var.name}."
+resource "aws_launch_template" "node" {
+  for_each = {
+    cpu = { description = "CPU", disk_size_gib = var.cpu_disk_size_gib }
+    gpu = { description = "GPU", disk_size_gib = var.gpu_disk_size_gib }
+  }
+
+  name_prefix            = "${var.name}-${each.key}-"
+  description            = "${each.value.description} nodes of the EKS cluster ${var.name}."
   update_default_version = true
 
   block_device_mappings {
     device_name = "/dev/xvda"
 
     ebs {
-      volume_size           = var.cpu_disk_size_gib
+      volume_size           = each.value.disk_size_gib
       volume_type           = "gp3"
       encrypted             = true
       delete_on_termination = true
@@ -251,53 +256,12 @@ resource "aws_launch_template" "cpu" {
     http_put_response_hop_limit = var.metadata_hop_limit
   }
 
-  tag_specifications {
-    resource_type = "instance"
-    tags          = merge(var.tags, var.node_tags, { Name = "${var.name}-cpu", "inferops/pool" = "cpu" })
-  }
-
-  tag_specifications {
-    resource_type = "volume"
-    tags          = merge(var.tags, var.node_tags, { Name = "${var.name}-cpu", "inferops/pool" = "cpu" })
-  }
-
-  tags = var.tags
-
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_launch_template" "gpu" {
-  name_prefix            = "${var.name}-gpu-"
-  description            = "GPU nodes of the EKS cluster ${var.name}."
-  update_default_version = true
-
-  block_device_mappings {
-    device_name = "/dev/xvda"
-
-    ebs {
-      volume_size           = var.gpu_disk_size_gib
-      volume_type           = "gp3"
-      encrypted             = true
-      delete_on_termination = true
+  dynamic "tag_specifications" {
+    for_each = ["instance", "volume"]
+    content {
+      resource_type = tag_specifications.value
+      tags          = merge(var.tags, var.node_tags, { Name = "${var.name}-${each.key}", "inferops/pool" = each.key })
     }
-  }
-
-  metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = var.metadata_hop_limit
-  }
-
-  tag_specifications {
-    resource_type = "instance"
-    tags          = merge(var.tags, var.node_tags, { Name = "${var.name}-gpu", "inferops/pool" = "gpu" })
-  }
-
-  tag_specifications {
-    resource_type = "volume"
-    tags          = merge(var.tags, var.node_tags, { Name = "${var.name}-gpu", "inferops/pool" = "gpu" })
   }
 
   tags = var.tags
@@ -329,8 +293,8 @@ resource "aws_eks_node_group" "cpu" {
   }
 
   launch_template {
-    id      = aws_launch_template.cpu.id
-    version = aws_launch_template.cpu.latest_version
+    id      = aws_launch_template.node["cpu"].id
+    version = aws_launch_template.node["cpu"].latest_version
   }
 
   tags = merge(var.tags, { Name = "${var.name}-cpu" })
@@ -371,8 +335,8 @@ resource "aws_eks_node_group" "gpu" {
   }
 
   launch_template {
-    id      = aws_launch_template.gpu.id
-    version = aws_launch_template.gpu.latest_version
+    id      = aws_launch_template.node["gpu"].id
+    version = aws_launch_template.node["gpu"].latest_version
   }
 
   tags = merge(var.tags, { Name = "${var.name}-gpu" })

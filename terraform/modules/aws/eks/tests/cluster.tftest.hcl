@@ -70,7 +70,7 @@ run "private_cluster_with_gpu_pool" {
   }
 
   assert {
-    condition     = alltrue([for lt in [aws_launch_template.cpu, aws_launch_template.gpu] : lt.metadata_options[0].http_tokens == "required" && lt.block_device_mappings[0].ebs[0].encrypted == "true"])
+    condition     = alltrue([for lt in values(aws_launch_template.node) : lt.metadata_options[0].http_tokens == "required" && lt.block_device_mappings[0].ebs[0].encrypted == "true"])
     error_message = "Both launch templates must require IMDSv2 and encrypt the root volume."
   }
 }
