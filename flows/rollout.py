@@ -39,7 +39,7 @@ def commit(target: Target, state: Any, message: messages.Message) -> str:
 def wait_live(target: Target, sha: str) -> None:
     """Wait until the platform reports the commit live."""
     started = time.monotonic()
-    target.platform().wait_until_live(sha, target.env.canary.live_timeout_s)
+    target.platform(get_run_logger().info).wait_until_live(sha, target.env.canary.live_timeout_s)
     get_run_logger().info("%s is live (%.1fs)", sha[:12], time.monotonic() - started)
 
 
@@ -59,7 +59,7 @@ def drive_load(target: Target, label: str) -> Window:
     profile = load_profile(target.config.path(plan.load_profile))
     started = time.time()
     result = run_load(
-        target.layout.router_url,
+        target.router_url,
         profile,
         target.state_dir / "loadtests" / label,
         duration_s=plan.window_s + plan.warmup_s,
@@ -83,10 +83,14 @@ def analyse(
     previous: Verdict | None,
 ) -> Verdict:
     """Judge the canary on the step's windows so far (samples first, metrics otherwise)."""
-    steps.settle(target.layout.scrape_interval_s)
+    steps.settle(target.scrape_interval_s)
     first, last = step[0], step[-1]
     metrics = steps.measure(
-        target.metrics(), target.name, image, (first.start, last.end), spec.min_requests
+        target.metrics(),
+        target.track_labels("canary", image),
+        target.track_labels("stable"),
+        (first.start, last.end),
+        spec.min_requests,
     )
     step_rows = [r for w in step for r in steps.since(read_samples(w.samples), w.start)]
     verdict = steps.judge_step(spec, step_rows, metrics, previous)
@@ -148,7 +152,7 @@ def _steps(
     plan = steps.plan(
         settings.steps,
         stable.replicas,
-        target.layout.canary_replicas,
+        target.canary_replicas,
         settings.warmup_s,
         settings.capacity,
     )

@@ -51,9 +51,9 @@ def _prepare(config: Config, env: str, use_server: bool = True) -> None:
     server = None
     try:
         if config.environment(env).platform == "local":
-            target = open_target(config, env)
-            if use_server and target.layout.prefect_enabled:
-                server = target.layout.prefect_api_url
+            layout = open_target(config, env).local
+            if use_server and layout.prefect_enabled:
+                server = layout.prefect_api_url
     except NotProvisioned:
         pass
     prepare_prefect(config.path(config.state_dir), server)

@@ -201,6 +201,31 @@ class ClusterSettings(_Strict):
     gitops_path: str | None = Field(
         default=None, description="The environment's folder in it; unset: environments/<env>."
     )
+    registry: str | None = Field(
+        default=None,
+        description="Where `build` pushes the image, as REGISTRY/inferops-service; unset: the "
+        "repository the environment's Terraform made (ecr_repository_url or registry_url).",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="The service's URL as clients reach it (the Ingress or Gateway host): "
+        "each canary step's load goes there, so it must split traffic like production.",
+    )
+    prometheus_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="A Prometheus that scrapes the service through its ServiceMonitor; the "
+        "judge reads both tracks there (series labelled namespace and track).",
+    )
+    scrape_interval_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=15.0,
+        description="The ServiceMonitor's scrape interval: a window is read this long after "
+        "it ends, twice over, so its last requests are in.",
+    )
+    canary_replicas: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=1, description="Canary pods at each step (unless canary.capacity plans them)."
+    )
 
 
 class Environment(_Strict):
@@ -209,7 +234,7 @@ class Environment(_Strict):
     platform: Literal["local", "kubernetes"] = Field(
         default="local",
         description="local: processes on this machine; kubernetes: an EKS or GKE cluster "
-        "(provisioned by its Terraform; releasing to it needs the Kubernetes platform driver).",
+        "(provisioned by its Terraform, reached through the cluster section).",
     )
     terraform: TerraformSettings
     metrics: Literal["prometheus"] = "prometheus"

@@ -1,9 +1,10 @@
 """One place that maps an environment of inferops.yaml to its clients.
 
 A ``Target`` is everything a flow needs to act on one environment: its
-configuration, its provisioned layout (from the Terraform outputs saved by
-``provision``), the GitOps repository, the platform and the metrics provider.
-Nothing here runs at import time.
+configuration, the GitOps repository, the platform, where to send load and the
+metrics provider. A local environment's come from its provisioned layout (the
+Terraform outputs saved by ``provision``); a cluster's from the cluster section
+of inferops.yaml. Nothing here runs at import time.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from inferops.analysis.spec import AnalysisSpec, parse_spec
-from inferops.config import Config, ConfigError, Environment
+from inferops.builders.local import REPOSITORY
+from inferops.config import ClusterSettings, Config, ConfigError, Environment
 from inferops.gitops import render
 from inferops.gitops.manifests import ManifestError
 from inferops.gitops.repo import GitOpsRepo
 from inferops.gitops.validate import Problem, format_problems, validate
 from inferops.metrics import MetricsProvider, provider_for
+from inferops.platforms.base import Platform
 from inferops.platforms.layout import LocalLayout
 from inferops.platforms.local import LocalPlatform
 from inferops.terraform import Terraform, terraform_for
@@ -42,21 +45,43 @@ class NotProvisioned(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """One environment, wired to its clients."""
+    """One environment, wired to its clients: the local platform's processes, or a cluster.
+
+    The rollout sees only this: where to send load, where the metrics are, the GitOps
+    repository and the platform that reports a commit live. ``layout`` is the local
+    platform's description (None on a cluster).
+    """
 
     name: str
     config: Config
     env: Environment
-    layout: LocalLayout
+    state_dir: Path
+    router_url: str
+    """Where each step's load goes: nginx locally, the Ingress or Gateway's URL on a cluster."""
+    prometheus_url: str
+    scrape_interval_s: float
+    canary_replicas: int
+    stable_replicas: int | None
+    """The stable track's replicas when the environment is seeded (None: as its manifests say)."""
+    layout: LocalLayout | None = None
 
     @property
-    def state_dir(self) -> Path:
-        """The environment's state folder."""
-        return self.layout.state_dir
+    def on_cluster(self) -> bool:
+        """True when the environment runs on a Kubernetes cluster."""
+        return self.env.platform == "kubernetes"
+
+    @property
+    def local(self) -> LocalLayout:
+        """The local platform's layout; a ConfigError on a cluster environment."""
+        if self.on_cluster or self.layout is None:
+            raise ConfigError(f"environment {self.name!r} runs on a cluster, not on this machine")
+        return self.layout
 
     def repo(self) -> GitOpsRepo:
         """The environment's GitOps repository; it refuses files that do not validate."""
-        lay = self.layout
+        if self.on_cluster:
+            return cluster_repo(self.config, self.name)
+        lay = self.local
         return GitOpsRepo(
             lay.gitops_remote,
             lay.gitops_workdir,
@@ -65,13 +90,31 @@ class Target:
             check=manifest_check(self.config, self.name),
         )
 
-    def platform(self) -> LocalPlatform:
-        """The platform that runs what the repository says."""
-        return LocalPlatform(self.layout)
+    def platform(self, progress: Callable[[str], None] | None = None) -> Platform:
+        """The platform that runs what the repository says; ``progress`` hears a cluster's waits."""
+        if self.on_cluster:
+            from inferops.platforms.kubernetes import GitOpsCluster
+
+            return GitOpsCluster(cluster_platform(self.config, self.name), self.repo(), progress)
+        return LocalPlatform(self.local)
 
     def metrics(self) -> MetricsProvider:
         """The metrics provider the judge reads."""
-        return provider_for(self.env.metrics, base_url=self.layout.prometheus_url)
+        return provider_for(self.env.metrics, base_url=self.prometheus_url)
+
+    def track_labels(self, track: str, image: str | None = None) -> dict[str, str]:
+        """The labels that select one track's series (and, locally, its version's).
+
+        Locally every series carries env, track and version. On a cluster the
+        ServiceMonitor gives namespace and track; the version is not needed there,
+        because a step is judged only once its Deployment has fully rolled out.
+        """
+        if self.on_cluster:
+            return {"namespace": _cluster_section(self.config, self.name).namespace, "track": track}
+        labels = {"env": self.name, "track": track}
+        if image is not None:
+            labels["version"] = image.rpartition("@sha256:")[2][:12] or image
+        return labels
 
     def slos(self) -> AnalysisSpec:
         """The checks a canary must pass (the environment's SLO file)."""
@@ -156,11 +199,8 @@ def manifest_check(config: Config, name: str) -> Callable[[Mapping[str, str]], N
     return check
 
 
-def cluster_platform(config: Config, name: str) -> KubernetesPlatform:
-    """The platform driver of a cluster environment, connected with its kubeconfig."""
-    # The Kubernetes client is imported only by the commands that reach a cluster.
-    from inferops.platforms.kubernetes import KubernetesPlatform, KubernetesTarget
-
+def _cluster_section(config: Config, name: str) -> ClusterSettings:
+    """The cluster section of an environment on Kubernetes, or a ConfigError saying what to add."""
     env = config.environment(name)
     if env.platform != "kubernetes":
         raise ConfigError(f"environment {name!r} runs on {env.platform}, not on a cluster")
@@ -169,12 +209,20 @@ def cluster_platform(config: Config, name: str) -> KubernetesPlatform:
             f"environment {name!r} has no cluster section in inferops.yaml: add its kubeconfig "
             "context and controller (once `inferops provision` has made the cluster)"
         )
-    cluster = env.cluster
+    return env.cluster
+
+
+def cluster_platform(config: Config, name: str) -> KubernetesPlatform:
+    """The platform driver of a cluster environment, connected with its kubeconfig."""
+    # The Kubernetes client is imported only by the commands that reach a cluster.
+    from inferops.platforms.kubernetes import KubernetesPlatform, KubernetesTarget
+
+    cluster = _cluster_section(config, name)
     target = KubernetesTarget(
         namespace=cluster.namespace,
         controller=cluster.controller,
         app=cluster.app,
-        router=env.router,
+        router=config.environment(name).router,
     )
     kubeconfig = None if cluster.kubeconfig is None else config.path(cluster.kubeconfig)
     return KubernetesPlatform.connect(target, kubeconfig, cluster.context, cluster.in_cluster)
@@ -182,8 +230,8 @@ def cluster_platform(config: Config, name: str) -> KubernetesPlatform:
 
 def cluster_repo(config: Config, name: str) -> GitOpsRepo:
     """A cluster environment's GitOps repository on its Git host, checked on every commit."""
-    cluster = config.environment(name).cluster
-    if cluster is None or cluster.gitops_url is None:
+    cluster = _cluster_section(config, name)
+    if cluster.gitops_url is None:
         raise ConfigError(
             f"environment {name!r} names no GitOps repository: set cluster.gitops_url "
             "(and gitops_branch, gitops_path) in inferops.yaml"
@@ -224,18 +272,14 @@ def retire_outputs(config: Config, name: str) -> None:
 
 
 def open_target(config: Config, name: str, destroyed_ok: bool = False) -> Target:
-    """The wired environment, or NotProvisioned saying what to run.
+    """The wired environment, or NotProvisioned (ConfigError on a cluster) saying what to do.
 
-    With ``destroyed_ok`` an environment that was brought down is opened from
+    With ``destroyed_ok`` a local environment that was brought down is opened from
     its last outputs, for reading what it left (its GitOps history).
     """
     env = config.environment(name)
-    if env.platform != "local":
-        raise ConfigError(
-            f"environment {name!r} runs on {env.platform}: `inferops provision`, `render` "
-            f"and `validate` work on it (`inferops provision --env {name}` makes its "
-            "cluster), but the release commands drive only the local platform so far"
-        )
+    if env.platform == "kubernetes":
+        return _cluster_target(config, name)
     state = config.env_state_dir(name)
     candidates = [state / OUTPUTS_FILE] + ([state / LAST_OUTPUTS_FILE] if destroyed_ok else [])
     outputs = None
@@ -252,4 +296,63 @@ def open_target(config: Config, name: str, destroyed_ok: bool = False) -> Target
     layout = LocalLayout.from_outputs(
         outputs, CODE_ROOT, config.source.resolve(), env.prefect_server
     )
-    return Target(name, config, env, layout)
+    return Target(
+        name,
+        config,
+        env,
+        state_dir=layout.state_dir,
+        router_url=layout.router_url,
+        prometheus_url=layout.prometheus_url,
+        scrape_interval_s=layout.scrape_interval_s,
+        canary_replicas=layout.canary_replicas,
+        stable_replicas=layout.stable_replicas,
+        layout=layout,
+    )
+
+
+def _cluster_target(config: Config, name: str) -> Target:
+    """A cluster environment's target, from its cluster section; it must say where to load."""
+    env = config.environment(name)
+    cluster = _cluster_section(config, name)
+    missing = [
+        key for key in ("endpoint", "prometheus_url", "gitops_url") if getattr(cluster, key) is None
+    ]
+    if missing:
+        needs = ", ".join(f"cluster.{key}" for key in missing)
+        raise ConfigError(
+            f"environment {name!r}: releasing to a cluster needs {needs} in inferops.yaml"
+            " (the service's URL for the load, the Prometheus that scrapes it, "
+            "and the GitOps repository the cluster syncs)"
+        )
+    assert cluster.endpoint is not None and cluster.prometheus_url is not None
+    return Target(
+        name,
+        config,
+        env,
+        state_dir=config.env_state_dir(name),
+        router_url=cluster.endpoint.rstrip("/"),
+        prometheus_url=cluster.prometheus_url.rstrip("/"),
+        scrape_interval_s=cluster.scrape_interval_s,
+        canary_replicas=cluster.canary_replicas,
+        stable_replicas=None,
+    )
+
+
+def image_repository(config: Config, name: str) -> str:
+    """Where a cluster environment's images are pushed: the configured registry, or the
+    repository its Terraform made (ECR's repository URL, Artifact Registry's URL)."""
+    cluster = _cluster_section(config, name)
+    if cluster.registry:
+        return f"{cluster.registry.rstrip('/')}/{REPOSITORY}"
+    try:
+        outputs = json.loads((config.env_state_dir(name) / OUTPUTS_FILE).read_text())
+    except (OSError, ValueError):
+        outputs = {}
+    if outputs.get("ecr_repository_url"):
+        return str(outputs["ecr_repository_url"])
+    if outputs.get("registry_url"):
+        return f"{str(outputs['registry_url']).rstrip('/')}/{REPOSITORY}"
+    raise ConfigError(
+        f"environment {name!r} has no image registry: set cluster.registry in inferops.yaml, "
+        f"or run `inferops provision --env {name}`, whose outputs name the repository it made"
+    )

@@ -154,22 +154,22 @@ def converge(repo: GitOpsRepo) -> str | None:
 
 def measure(
     metrics: MetricsProvider,
-    env: str,
-    image: str,
+    canary: Mapping[str, str],
+    stable: Mapping[str, str],
     window: tuple[float, float],
     min_requests: int,
 ) -> tuple[WindowStats, WindowStats | None]:
     """Canary and baseline figures for a load window (start, end) in unix time.
 
-    The baseline is the stable version over the same window, or None when it
-    served too little there to compare with (at 100% the canary takes all traffic).
+    ``canary`` and ``stable`` are the labels that select each track's series. The
+    baseline is the stable version over the same window, or None when it served
+    too little there to compare with (at 100% the canary takes all traffic).
     """
     start, end = window
-    version = image.rpartition("@sha256:")[2][:12] or image
     span = max(1.0, end - start)
-    canary = metrics.window_stats({"env": env, "track": "canary", "version": version}, span, end)
-    baseline = metrics.window_stats({"env": env, "track": "stable"}, span, end)
-    return canary, baseline if baseline.requests >= min_requests else None
+    measured = metrics.window_stats(dict(canary), span, end)
+    baseline = metrics.window_stats(dict(stable), span, end)
+    return measured, baseline if baseline.requests >= min_requests else None
 
 
 def settle(scrape_interval_s: float) -> None:

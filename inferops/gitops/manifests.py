@@ -206,7 +206,13 @@ def _weight(docs: list[tuple[str, dict[str, Any]]]) -> int:
 
 def _track_spec(name: str, dep: dict[str, Any]) -> TrackSpec:
     c = _container(name, dep)
-    env = tuple((str(e["name"]), str(e.get("value", ""))) for e in c.get("env") or [])
+    # Variables from the downward API or a Secret (valueFrom) belong to the manifests, not to
+    # a release: they are kept as they are and are not part of the track's environment.
+    env = tuple(
+        (str(e["name"]), str(e.get("value", "")))
+        for e in c.get("env") or []
+        if "valueFrom" not in e
+    )
     replicas = dep.get("spec", {}).get("replicas", 1)
     if not isinstance(replicas, int):
         raise ManifestError(f"{name}: spec.replicas must be an integer")
@@ -221,9 +227,13 @@ def read_state(files: Mapping[str, str]) -> DesiredState:
     return DesiredState(stable=stable, canary=canary, weight=_weight(docs)).validate()
 
 
-def seed(files: Mapping[str, str], image: str, replicas: int) -> dict[str, str]:
-    """The manifests of a new environment: ``image`` stable on ``replicas``, no canary."""
+def seed(files: Mapping[str, str], image: str, replicas: int | None = None) -> dict[str, str]:
+    """The manifests of a new environment: ``image`` stable on ``replicas``, no canary.
+
+    Unset ``replicas`` keeps the stable replicas the manifests hold.
+    """
     stable = read_state(files).stable
+    replicas = stable.replicas if replicas is None else replicas
     state = DesiredState(TrackSpec(image, replicas, stable.env), TrackSpec(image, 0, ()))
     return write_state(files, state)
 
@@ -233,7 +243,9 @@ def _set_track(dep: dict[str, Any], spec: TrackSpec) -> None:
     for c in dep["spec"]["template"]["spec"]["containers"]:
         if c.get("name") == CONTAINER:
             c["image"] = spec.image
-            c["env"] = [{"name": k, "value": v} for k, v in spec.env]
+            names = {k for k, _ in spec.env}
+            kept = [e for e in c.get("env") or [] if "valueFrom" in e and e["name"] not in names]
+            c["env"] = kept + [{"name": k, "value": v} for k, v in spec.env]
 
 
 def write_state(files: Mapping[str, str], state: DesiredState) -> dict[str, str]:

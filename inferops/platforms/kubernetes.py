@@ -52,6 +52,8 @@ from kubernetes.dynamic import DynamicClient, LazyDiscoverer
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from urllib3.exceptions import HTTPError
 
+from inferops.gitops.manifests import ManifestError, read_state
+from inferops.gitops.repo import GitOpsRepo
 from inferops.platforms import kubernetes_checks as checks
 from inferops.platforms.base import LiveState, NotLive, PlatformError
 
@@ -551,3 +553,42 @@ class KubernetesPlatform:
             return self._guard(what, request)
         except ApiException as exc:
             raise PlatformError(f"{what}: {_api_message(exc)}") from exc
+
+
+class GitOpsCluster:
+    """A cluster environment as a release sees it: its GitOps repository and its API.
+
+    A commit is live when the cluster reports it at the canary weight the commit
+    holds, so a router that lags behind the Deployments still blocks. Without a
+    GitOps controller (``controller: direct``) this is the controller: the commit's
+    files are applied first, then waited on like any other.
+    """
+
+    def __init__(
+        self, cluster: KubernetesPlatform, repo: GitOpsRepo, progress: Progress | None = None
+    ) -> None:
+        self.cluster = cluster
+        self.repo = repo
+        self.progress = progress
+
+    def status(self) -> LiveState:
+        """The live state now."""
+        return self.cluster.status()
+
+    def wait_until_live(self, revision: str, timeout_s: float) -> LiveState:
+        """Apply ``revision`` (direct mode), then block until the cluster runs it, or NotLive."""
+        files = self.repo.files(revision)
+        try:
+            weight = read_state(files).weight
+        except ManifestError as exc:
+            raise PlatformError(f"commit {checks.short(revision)}: {exc}") from None
+        if self.cluster.target.controller == "direct":
+            done = self.cluster.apply(revision, files)
+            if self.progress is not None:
+                self.progress(
+                    f"applied {checks.short(revision)}: {len(done.applied)} objects"
+                    + (f", pruned {', '.join(done.pruned)}" if done.pruned else "")
+                )
+        return self.cluster.wait_until_live(
+            revision, timeout_s, weight=weight, progress=self.progress
+        )

@@ -18,9 +18,11 @@ import yaml
 from k8s_api import FIXTURES, FakeKubeAPI, Served, fixture
 from kubernetes.client import ApiClient, Configuration
 
+from inferops.gitops.manifests import read_state, write_state
 from inferops.platforms.base import NotLive, PlatformError
 from inferops.platforms.kubernetes import (
     RECORD_NAME,
+    GitOpsCluster,
     KubernetesPlatform,
     KubernetesTarget,
     api_client,
@@ -406,3 +408,52 @@ def test_an_api_server_that_does_not_answer_is_the_reason_after_the_timeout() ->
         pytest.raises(NotLive, match=f"the Kubernetes API at {url} did not answer"),
     ):
         KubernetesPlatform(client, poll_s=0.01).wait_until_live(NEW, 0.05)
+
+
+# --- A release's view: the GitOps commit decides what live means -------------------------
+
+
+class OneCommit:
+    """A GitOps repository's commit as the release's platform reads it: files at a revision."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.at = files
+        self.asked: list[str | None] = []
+
+    def files(self, rev: str | None = None) -> dict[str, str]:
+        self.asked.append(rev)
+        return self.at
+
+
+def test_a_commit_is_live_only_at_the_canary_weight_it_holds(
+    cluster: tuple[FakeKubeAPI, str], platform: Build
+) -> None:
+    api, _ = cluster
+    running(api, "argocd-application-synced.json")  # Argo CD at NEW, the canary Ingress at 25%
+    files = commit_files()
+    assert read_state(files).weight == 25
+    repo = OneCommit(files)
+    assert GitOpsCluster(platform(), repo).wait_until_live(NEW, 1.0).live  # type: ignore[arg-type]
+    assert repo.asked == [NEW]
+    moved = write_state(files, read_state(files).with_weight(50))
+    with pytest.raises(NotLive, match=r"sends 25% to the canary \(want 50%\)"):
+        GitOpsCluster(platform(), OneCommit(moved)).wait_until_live(NEW, 0.05)  # type: ignore[arg-type]
+
+
+def test_without_a_controller_the_commit_is_applied_before_it_is_waited_on(
+    cluster: tuple[FakeKubeAPI, str], platform: Build
+) -> None:
+    api, _ = cluster
+    running(api)
+    heard: list[str] = []
+    cluster_view = GitOpsCluster(
+        platform(controller="direct"),
+        OneCommit(commit_files()),  # type: ignore[arg-type]
+        heard.append,
+    )
+    # The apply changed both Deployments' specs; no controller has observed them yet.
+    with pytest.raises(NotLive, match="not yet observed by its controller"):
+        cluster_view.wait_until_live(NEW, 0.05)
+    record = api.get("v1", "ConfigMap", "inferops", RECORD_NAME)
+    assert record["data"]["revision"] == NEW
+    assert heard[0].startswith(f"applied {NEW[:12]}: ")

@@ -73,32 +73,58 @@ def test_a_tampered_artifact_is_refused(repo: Path, tmp_path: Path) -> None:
 
 
 class FakeDocker:
-    """Answers like the docker CLI does, recording each call."""
+    """Answers like the docker CLI does, with a registry of pushed tags, recording each call."""
 
     def __init__(self, fail: str | None = None) -> None:
         self.calls: list[tuple[list[str], bytes | None]] = []
         self.fail = fail
+        self.built: set[str] = set()
+        self.pushed: set[str] = set()
 
     def __call__(self, argv: list[str], input: bytes | None = None, **_: Any) -> Any:
         self.calls.append((argv, input))
         if self.fail:
             return subprocess.CompletedProcess(argv, 1, b"", self.fail.encode())
+        verb, tag = argv[1], argv[-1] if argv[-1] != "-" else argv[-2]
+        if verb == "pull" and tag not in self.pushed:
+            return subprocess.CompletedProcess(argv, 1, b"", b"manifest unknown")
+        if verb == "build":
+            self.built.add(tag)
+        if verb == "push":
+            self.pushed.add(tag)
         out = b""
-        if argv[1] == "inspect":
-            out = b"registry.example/inferops-service@sha256:" + b"f" * 64 + b"\n"
+        if verb == "inspect":
+            name = tag.rpartition(":")[0]
+            out = name.encode() + b"@sha256:" + b"f" * 64 + b"\n"
         return subprocess.CompletedProcess(argv, 0, out, b"")
+
+    @property
+    def verbs(self) -> list[str]:
+        return [argv[1] for argv, _ in self.calls]
 
 
 def test_docker_builds_the_reproducible_context_and_pins_the_digest(repo: Path) -> None:
     docker = FakeDocker()
-    image = DockerBuilder("registry.example/", run=docker).build(repo, "HEAD", "service")
-    assert image.ref == "registry.example/inferops-service@sha256:" + "f" * 64
-    build_argv, context = docker.calls[0]
-    assert build_argv[:2] == ["docker", "build"] and build_argv[-1] == "-"
+    builder = DockerBuilder("registry.example/team/inferops-service/", run=docker)
+    image = builder.build(repo, "HEAD", "service")
+    assert image.ref == "registry.example/team/inferops-service@sha256:" + "f" * 64
+    build_argv, context = next(c for c in docker.calls if c[0][1] == "build")
+    assert build_argv[-1] == "-"
+    assert f"registry.example/team/inferops-service:{image.revision[:12]}" in build_argv
     assert context == source_tar(repo, image.revision, "service")
     with tarfile.open(fileobj=io.BytesIO(context)) as tar:
         assert "Dockerfile" in tar.getnames()
-    assert [c[0][1] for c in docker.calls] == ["build", "push", "inspect"]
+    assert docker.verbs == ["pull", "build", "push", "inspect"]
+
+
+def test_a_commit_already_pushed_is_pulled_not_rebuilt(repo: Path) -> None:
+    docker = FakeDocker()
+    builder = DockerBuilder("registry.example/inferops-service", run=docker)
+    first = builder.build(repo, "HEAD", "service")
+    docker.calls.clear()
+    again = builder.build(repo, "HEAD", "service")
+    assert again == first
+    assert docker.verbs == ["pull", "inspect"]
 
 
 def test_no_docker_engine_is_a_clear_error(repo: Path) -> None:

@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 
 from inferops.config import ConfigError, load_config, parse_config
-from inferops.environments import NotProvisioned, cluster_platform, load_slos, open_target
+from inferops.environments import (
+    NotProvisioned,
+    Target,
+    cluster_platform,
+    image_repository,
+    load_slos,
+    open_target,
+    save_outputs,
+)
 
 ROOT = Path(__file__).parents[2]
 
@@ -94,10 +102,83 @@ def test_the_shipped_cloud_environments_keep_remote_locked_state() -> None:
     assert (gcp.cloud, gcp.backend.type) == ("gcp", "gcs")
 
 
-def test_a_cluster_environment_is_provisioned_but_not_opened_as_a_local_one() -> None:
+def test_the_shipped_cluster_environments_open_as_release_targets() -> None:
     config = load_config(ROOT / "inferops.yaml")
-    with pytest.raises(ConfigError, match="inferops provision --env aws"):
-        open_target(config, "aws")
+    for name in ("aws", "gcp"):
+        target = open_target(config, name)
+        assert target.on_cluster and target.layout is None
+        assert target.router_url == "https://inference.example.com"
+        assert target.track_labels("canary", "r/x@sha256:" + "a" * 64) == {
+            "namespace": "inferops",
+            "track": "canary",
+        }
+        assert target.repo().path == f"environments/{name}"
+    with pytest.raises(ConfigError, match="runs on a cluster"):
+        _ = open_target(config, "aws").local
+
+
+CLUSTER = (
+    "state_dir: state\n"
+    "environments:\n  dev:\n    platform: kubernetes\n"
+    "    terraform: {module: terraform/environments/aws, cloud: aws}\n"
+    "    cluster: {context: dev, gitops_url: 'file:///srv/gitops.git'%s}\n"
+)
+
+
+def test_releasing_to_a_cluster_needs_where_to_send_load_and_read_metrics() -> None:
+    with pytest.raises(ConfigError, match=r"cluster\.endpoint, cluster\.prometheus_url"):
+        open_target(parse(CLUSTER % ""), "dev")
+    with pytest.raises(ConfigError, match=r"environments\.dev\.cluster\.endpoint"):
+        parse(CLUSTER % ", endpoint: inference.example.com")
+    target = open_target(
+        parse(CLUSTER % ", endpoint: 'http://lb:8080/', prometheus_url: 'http://prom:9090'"),
+        "dev",
+    )
+    assert (target.router_url, target.prometheus_url) == ("http://lb:8080", "http://prom:9090")
+    assert (target.scrape_interval_s, target.canary_replicas, target.stable_replicas) == (
+        15.0,
+        1,
+        None,
+    )
+
+
+def test_the_image_repository_is_configured_or_the_one_terraform_made(tmp_path: Path) -> None:
+    where = ", endpoint: 'http://lb', prometheus_url: 'http://prom'"
+    config = parse_config(CLUSTER % where, Path("inferops.yaml"), tmp_path)
+    with pytest.raises(ConfigError, match=r"set cluster\.registry"):
+        image_repository(config, "dev")
+    ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/inferops/service"
+    save_outputs(config, "dev", {"ecr_repository_url": ecr})
+    assert image_repository(config, "dev") == ecr
+    save_outputs(config, "dev", {"registry_url": "us-central1-docker.pkg.dev/acme/inferops"})
+    assert image_repository(config, "dev") == (
+        "us-central1-docker.pkg.dev/acme/inferops/inferops-service"
+    )
+    configured = parse_config(
+        CLUSTER % (where + ", registry: 'registry.example/team/'"), Path("inferops.yaml"), tmp_path
+    )
+    assert image_repository(configured, "dev") == "registry.example/team/inferops-service"
+
+
+def test_a_local_target_selects_its_series_by_environment_and_version(tmp_path: Path) -> None:
+    local = load_config(ROOT / "inferops.yaml")
+    target = Target(
+        "local",
+        local,
+        local.environment("local"),
+        state_dir=tmp_path,
+        router_url="http://127.0.0.1:1",
+        prometheus_url="http://127.0.0.1:2",
+        scrape_interval_s=1.0,
+        canary_replicas=2,
+        stable_replicas=2,
+    )
+    assert target.track_labels("canary", "inferops-service@sha256:" + "b" * 64) == {
+        "env": "local",
+        "track": "canary",
+        "version": "b" * 12,
+    }
+    assert target.track_labels("stable") == {"env": "local", "track": "stable"}
 
 
 def test_a_cluster_section_is_only_for_kubernetes_and_is_needed_to_reach_one() -> None:

@@ -81,6 +81,51 @@ def test_seeding_puts_the_image_on_stable_and_empties_the_canary() -> None:
     assert state.canary.replicas == 0 and state.weight == 0
 
 
+def test_seeding_keeps_the_replicas_the_manifests_hold_unless_told() -> None:
+    assert read_state(seed(overlay(), IMG_A)).stable.replicas == 2
+
+
+DOWNWARD = {
+    "name": "INFEROPS_IDENTITY_TRACK",
+    "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['inferops.io/track']"}},
+}
+
+
+def with_downward_env(files: dict[str, str]) -> dict[str, str]:
+    """The overlay with the track variable from the downward API on both Deployments."""
+    out = dict(files)
+    for name in ("stable.yaml", "canary.yaml"):
+        docs = list(yaml.safe_load_all(files[name]))
+        for doc in docs:
+            if doc and doc.get("kind") == "Deployment":
+                doc["spec"]["template"]["spec"]["containers"][0]["env"] = [DOWNWARD]
+        out[name] = yaml.safe_dump_all(docs)
+    return out
+
+
+def env_of(files: dict[str, str], name: str) -> list[dict]:
+    docs = [d for d in yaml.safe_load_all(files[name]) if d and d.get("kind") == "Deployment"]
+    return docs[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+
+
+def test_variables_from_the_downward_api_are_kept_and_not_part_of_a_release() -> None:
+    files = with_downward_env(overlay())
+    assert read_state(files).stable.env == ()
+    canary = TrackSpec(IMG_B, 1, (("INFEROPS_SIMULATOR_TTFT_MS", "30"),))
+    written = write_state(files, DesiredState(TrackSpec(IMG_A, 2), canary, 10))
+    assert env_of(written, "canary.yaml") == [
+        DOWNWARD,
+        {"name": "INFEROPS_SIMULATOR_TTFT_MS", "value": "30"},
+    ]
+    assert read_state(written).canary == canary
+    # A release that sets the same variable replaces the manifests' source for it.
+    pinned = TrackSpec(IMG_B, 1, (("INFEROPS_IDENTITY_TRACK", "canary"),))
+    written = write_state(files, DesiredState(TrackSpec(IMG_A, 2), pinned, 10))
+    assert env_of(written, "canary.yaml") == [
+        {"name": "INFEROPS_IDENTITY_TRACK", "value": "canary"}
+    ]
+
+
 ROUTE = """\
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute

@@ -143,10 +143,16 @@ spec:
             - name: metrics
               containerPort: 9090
               protocol: TCP
-          {{- with $values.env }}
           env:
+            # The track the pod serves, echoed on every response (x-inferops-track): the load
+            # generator's samples, which the canary judge compares, are split by it.
+            - name: INFEROPS_IDENTITY_TRACK
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.labels['inferops.io/track']
+            {{- with $values.env }}
             {{- toYaml . | nindent 12 }}
-          {{- end }}
+            {{- end }}
           resources:
             requests:
               {{- with $v.resources.requests }}
