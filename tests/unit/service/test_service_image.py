@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
 from inferops_service.cli import build_parser
 
-DOCKERFILE = Path(__file__).resolve().parents[3] / "service" / "Dockerfile"
+ROOT = Path(__file__).resolve().parents[3]
+DOCKERFILE = ROOT / "service" / "Dockerfile"
+MANIFEST = ROOT / "gitops" / "base" / "workload" / "deployment.yaml"
 
 
 def instructions() -> dict[str, list[str]]:
@@ -24,7 +27,10 @@ def instructions() -> dict[str, list[str]]:
 def test_image_runs_as_non_root_and_exposes_both_ports() -> None:
     found = instructions()
     assert found["FROM"][-1] == "python:3.11-slim"
-    assert found["USER"] == ["10001"]
+    # The cluster manifests run the pods as a fixed uid; the image's own user is the same one.
+    deployment = yaml.safe_load(MANIFEST.read_text())
+    uid = deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+    assert found["USER"] == [str(uid)]
     assert found["EXPOSE"] == ["8000 9090"]
     assert "/health" in found["HEALTHCHECK"][0]
 
