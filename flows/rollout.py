@@ -23,7 +23,7 @@ from inferops.config import load_config
 from inferops.environments import Target, open_target
 from inferops.gitops import history, messages
 from inferops.loadtest import load_profile, read_samples, run_load
-from inferops.lock import EnvironmentLock
+from inferops.lock import Hold
 from inferops.rollout import Candidate
 
 
@@ -143,9 +143,14 @@ def _describe(image: str, env: tuple[tuple[str, str], ...]) -> str:
 
 
 def _steps(
-    target: Target, spec: AnalysisSpec, release_id: str, candidate: Candidate
+    target: Target, hold: Hold, spec: AnalysisSpec, release_id: str, candidate: Candidate
 ) -> dict[str, Any]:
     """Every step of one release, ending in a promotion or a rollback commit."""
+
+    def record(state: Any, message: messages.Message) -> str:
+        hold.check()  # a release that lost its hold commits nothing more
+        return commit(target, state, message)
+
     repo = target.repo()
     stable = steps.current_state(repo).stable
     settings = target.env.canary
@@ -175,13 +180,12 @@ def _steps(
             release_id, index, total, weight, candidate.image, verdict_so_far, reason
         )
         try:
-            wait_live(target, commit(target, state, message))
+            wait_live(target, record(state, message))
             verdict = _judge_step(target, spec, release_id, index, weight, candidate.image)
         except Exception as exc:
             # Fail safe: a step that cannot be judged is withdrawn before the error is reported.
             reason = f"step {index} ({weight}%) failed: {exc}"
-            sha = commit(
-                target,
+            sha = record(
                 steps.rolled_back(steps.current_state(repo), stable.replicas),
                 messages.rollback(release_id, index, total, candidate.image, stable.image, reason),
             )
@@ -192,8 +196,7 @@ def _steps(
         if verdict.decision is not Decision.PROMOTE:
             if verdict.decision is not Decision.ROLLBACK:
                 reason += " Evidence stayed short after every extension: never promote on it."
-            sha = commit(
-                target,
+            sha = record(
                 steps.rolled_back(steps.current_state(repo), stable.replicas),
                 messages.rollback(release_id, index, total, candidate.image, stable.image, reason),
             )
@@ -207,8 +210,7 @@ def _steps(
                 "weight": weight,
             }
         verdict_so_far = "continue"
-    sha = commit(
-        target,
+    sha = record(
         steps.promoted(steps.current_state(repo), max(stable.replicas, plan[-1].canary_replicas)),
         messages.promote(release_id, total, candidate.image, reason),
     )
@@ -233,7 +235,7 @@ def rollout(
     """Roll ``image`` out on ``env`` as a canary; returns the final verdict."""
     target = open_target(load_config(config_path), env)
     repo = target.repo()
-    with EnvironmentLock(target.lock_path(), env, f"release {history.next_release_id(repo.log())}"):
+    with target.lock(f"release {history.next_release_id(repo.log())}") as hold:
         interrupted = steps.converge(repo)
         if interrupted:
             get_run_logger().warning(
@@ -241,4 +243,5 @@ def rollout(
             )
             wait_live(target, interrupted)
         candidate = steps.candidate_for(steps.current_state(repo), image, service_env)
-        return _steps(target, target.slos(), history.next_release_id(repo.log()), candidate)
+        release_id = history.next_release_id(repo.log())
+        return _steps(target, hold, target.slos(), release_id, candidate)

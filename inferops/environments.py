@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from inferops.gitops import render
 from inferops.gitops.manifests import ManifestError
 from inferops.gitops.repo import GitOpsRepo
 from inferops.gitops.validate import Problem, format_problems, validate
+from inferops.lock import EnvironmentLock, Hold
 from inferops.metrics import MetricsProvider, provider_for
 from inferops.platforms.base import Platform
 from inferops.platforms.layout import LocalLayout
@@ -121,8 +123,22 @@ class Target:
         return load_slos(self.config.path(self.env.slo_file))
 
     def lock_path(self) -> Path:
-        """The file that holds the environment's release lock."""
+        """The file that holds a local environment's release lock."""
         return self.state_dir / "release.lock"
+
+    def lock(self, holder: str) -> AbstractContextManager[Hold]:
+        """Hold the environment for one release, or EnvironmentBusy naming who holds it.
+
+        Locally a file lock; on a cluster a Lease in its namespace, which holds across
+        every machine that releases to it.
+        """
+        if self.on_cluster:
+            from inferops.platforms.kubernetes_lease import ReleaseLease
+
+            namespace = _cluster_section(self.config, self.name).namespace
+            api = cluster_platform(self.config, self.name).api
+            return ReleaseLease(api, namespace, self.name, holder)
+        return EnvironmentLock(self.lock_path(), self.name, holder)
 
 
 @dataclass(frozen=True)

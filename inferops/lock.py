@@ -14,15 +14,23 @@ import socket
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 
 class EnvironmentBusy(Exception):
     """Another release holds the environment."""
 
 
+class Hold(Protocol):
+    """A release's hold of its environment."""
+
+    def check(self) -> None:
+        """Raise when the hold was lost: nothing may be committed without it."""
+        ...
+
+
 class EnvironmentLock:
-    """Exclusive hold of one environment for one release."""
+    """Exclusive hold of one environment for one release (on this machine)."""
 
     def __init__(self, path: Path, env: str, holder: str) -> None:
         self.path = path
@@ -37,6 +45,9 @@ class EnvironmentLock:
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
+
+    def check(self) -> None:
+        """A file lock is held until released: nothing to check."""
 
     def __enter__(self) -> EnvironmentLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,13 @@ them, and records every request it receives. It emulates what the tests rely on
 and no more: label selectors of the ``key=value`` form; list items without
 ``kind``/``apiVersion`` for built-in types, as the API serves them; an apply
 creates the object or replaces its metadata and spec (keeping uid and status);
-a delete honours a uid precondition.
+a create (``POST``) refuses a taken name and a replace (``PUT``) a stale
+resourceVersion, both with 409; a delete honours a uid precondition.
+
+``on_change``, when set, hears every write that created, changed or deleted an
+object: ``(method, path, object)`` with the object as stored (as it was, for a
+delete), called outside the server's lock, before the answer is sent. A test
+that emulates a cluster's controllers reacts to it (``tests/cluster_sim.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import copy
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,7 +34,8 @@ import yaml
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "k8s"
 # Built-in groups: their list items come without kind and apiVersion.
-BUILT_IN_GROUPS = {"", "apps", "networking.k8s.io"}
+BUILT_IN_GROUPS = {"", "apps", "networking.k8s.io", "policy", "autoscaling"}
+OnChange = Callable[[str, str, dict[str, Any]], None]
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -57,6 +65,8 @@ class FakeKubeAPI:
     requests: list[Seen] = field(default_factory=list)
     refuse: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    on_change: OnChange | None = None
+    """Called with (method, path, object) after a write created, changed or deleted an object."""
 
     def resource(self, api_version: str, kind: str) -> tuple[str, bool]:
         """The plural name and whether the kind is namespaced, from discovery."""
@@ -105,6 +115,23 @@ class FakeKubeAPI:
         """The requests received with ``method``."""
         return [r for r in self.requests if r.method == method]
 
+    def read(self, path: str) -> dict[str, Any] | None:
+        """A copy of the object stored at ``path``, or None (safe while the server runs)."""
+        with self.lock:
+            obj = self.objects.get(path)
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def set_status(self, path: str, status: dict[str, Any]) -> bool:
+        """Write an object's status as its controller would; False when it is gone."""
+        with self.lock:
+            obj = self.objects.get(path)
+            if obj is None:
+                return False
+            obj["status"] = copy.deepcopy(status)
+            meta = obj["metadata"]
+            meta["resourceVersion"] = str(int(meta.get("resourceVersion") or 0) + 1)
+            return True
+
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {
@@ -126,6 +153,14 @@ def _matches(labels: dict[str, str], selector: str | None) -> bool:
         if labels.get(key) != value:
             return False
     return True
+
+
+def _content(obj: dict[str, Any] | None) -> Any:
+    """An object without its resourceVersion: what a write changed, if anything."""
+    if obj is None:
+        return None
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+    return {**obj, "metadata": meta}
 
 
 def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -177,7 +212,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, api.discovery[url.path])
             if api.refuse:
                 return self._send(403, _status(403, "Forbidden", "access denied for inferops"))
+            hook = api.on_change if self.command != "GET" else None
+            before = copy.deepcopy(api.objects.get(url.path)) if hook else None
             code, answer = getattr(self, f"_{self.command.lower()}")(url.path, query, body)
+            after = copy.deepcopy(api.objects.get(url.path)) if hook else None
+        if hook is not None and code < 300 and _content(before) != _content(after):
+            changed = after if after is not None else before
+            assert changed is not None
+            hook(self.command, url.path, changed)
         self._send(code, answer)
 
     def _get(self, path: str, query: dict[str, str], _: Any) -> tuple[int, Any]:
@@ -248,7 +290,43 @@ class _Handler(BaseHTTPRequestHandler):
             "details": {"name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"]},
         }
 
+    def _post(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        """Create: 409 AlreadyExists when the name is taken."""
+        name = ((body or {}).get("metadata") or {}).get("name", "")
+        where = f"{path}/{name}"
+        if where in self.api.objects:
+            return 409, _status(409, "AlreadyExists", f'"{name}" already exists')
+        new = copy.deepcopy(body)
+        new["metadata"].update(uid=str(uuid.uuid4()), resourceVersion="1", generation=1)
+        self.api.objects[where] = new
+        return 201, new
+
+    def _put(self, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        """Replace: 409 Conflict unless the body carries the stored resourceVersion."""
+        old = self.api.objects.get(path)
+        if old is None:
+            return 404, _status(404, "NotFound", f"{path} not found")
+        sent = ((body or {}).get("metadata") or {}).get("resourceVersion")
+        if sent != old["metadata"]["resourceVersion"]:
+            return 409, _status(
+                409,
+                "Conflict",
+                "the object has been modified; please apply your changes to the latest "
+                "version and try again",
+            )
+        new = copy.deepcopy(body)
+        new["metadata"]["uid"] = old["metadata"]["uid"]
+        new["metadata"]["resourceVersion"] = str(int(old["metadata"]["resourceVersion"]) + 1)
+        self.api.objects[path] = new
+        return 200, new
+
     def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
         self._handle()
 
     def do_PATCH(self) -> None:
