@@ -206,5 +206,6 @@ class ReleaseLease:
         return PlatformError(
             f"cannot {what} the Lease {self.namespace}/{self.name} that holds releases "
             f"of {self.env!r}: {exc.status} {exc.reason} (the pipeline's credentials need "
-            "get, create and update on coordination.k8s.io leases in that namespace)"
+            "get, create and update on coordination.k8s.io leases in that namespace: "
+            "gitops/controllers/pipeline/rbac.yaml grants them)"
         )

@@ -527,3 +527,93 @@ def test_checkov_failures_become_problems_naming_object_and_field() -> None:
     assert problem.field == "spec.template.spec.containers[0].securityContext.privileged"
     assert problem.message.startswith("CKV_K8S_16: Container should not be privileged")
     assert parse_checkov({"passed": 0, "failed": 0}) == []
+
+
+def _plural(kind: str) -> str:
+    lower = kind.lower()
+    if lower.endswith("y"):
+        return lower[:-1] + "ies"
+    return lower + ("es" if lower.endswith("s") else "s")
+
+
+def _granted(roles: list[dict[str, Any]], group: str, resource: str, name: str | None) -> set[str]:
+    """The verbs the roles grant on one object (or, with name None, on any of the kind)."""
+    verbs: set[str] = set()
+    for role in roles:
+        for rule in role["rules"]:
+            names = rule.get("resourceNames")
+            if (
+                group in rule["apiGroups"]
+                and resource in rule["resources"]
+                and (names is None or name in names)
+            ):
+                verbs |= set(rule["verbs"])
+    return verbs
+
+
+def test_the_pipeline_s_roles_grant_what_each_controller_mode_uses(
+    rendered: dict[str, dict[str, str]],
+) -> None:
+    from inferops.platforms.kubernetes_lease import LEASE_NAME
+
+    pipeline = GITOPS_DIR / "controllers" / "pipeline"
+    docs = [
+        d
+        for path in ("rbac.yaml", "rbac-direct.yaml")
+        for d in yaml.safe_load_all((pipeline / path).read_text())
+    ]
+    roles = {
+        (d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "Role"
+    }
+    bound = {
+        (d["metadata"]["namespace"], d["roleRef"]["name"])
+        for d in docs
+        if d["kind"] == "RoleBinding"
+    }
+    assert bound == set(roles)
+    reader = [roles[("inferops", "inferops-pipeline")]]
+    # With a controller the pipeline reads the service's objects and never writes them.
+    for group, resource in [
+        ("apps", "deployments"),
+        ("networking.k8s.io", "ingresses"),
+        ("gateway.networking.k8s.io", "httproutes"),
+    ]:
+        assert _granted(reader, group, resource, "inferops-service-stable") == {
+            "get",
+            "list",
+            "watch",
+        }
+    assert _granted(reader, "coordination.k8s.io", "leases", LEASE_NAME) == {
+        "create",
+        "get",
+        "update",
+    }
+    assert _granted(reader, "coordination.k8s.io", "leases", "kube-scheduler") == {"create"}
+    # It may ask exactly the environments' Argo CD Applications and Flux objects to sync now.
+    controllers = GITOPS_DIR / "controllers"
+    for env in ("dev", "prod"):
+        app = yaml.safe_load((controllers / "argocd" / f"application-{env}.yaml").read_text())
+        argo = [roles[(app["metadata"]["namespace"], "inferops-pipeline")]]
+        assert _granted(argo, "argoproj.io", "applications", app["metadata"]["name"]) == {
+            "get",
+            "patch",
+        }
+        for flux in yaml.safe_load_all((controllers / "flux" / f"{env}.yaml").read_text()):
+            if flux["kind"] in ("Kustomization", "GitRepository"):
+                group = flux["apiVersion"].partition("/")[0]
+                role = [roles[(flux["metadata"]["namespace"], "inferops-pipeline")]]
+                name = flux["metadata"]["name"]
+                assert _granted(role, group, _plural(flux["kind"]), name) == {"get", "patch"}
+    # Without one it applies and prunes every kind the rendered environments hold.
+    direct = [roles[("inferops", "inferops-pipeline-direct")]]
+    for env in ("dev", "prod"):
+        for text in rendered[env].values():
+            obj = yaml.safe_load(text)
+            if obj.get("kind") in (None, "Kustomization"):
+                continue
+            group = obj["apiVersion"].rpartition("/")[0]
+            name = obj["metadata"]["name"]
+            assert {"get", "list", "patch", "delete"} <= _granted(
+                direct, group, _plural(obj["kind"]), name
+            ), f"{env}: {obj['kind']} {name}"
+    assert {"get", "patch"} <= _granted(direct, "", "configmaps", "inferops-applied")
