@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,45 @@ def _http_ok(url: str, timeout: float = 1.0) -> str | None:
             return body.decode() if resp.status == 200 else None
     except (urllib.error.URLError, OSError):
         return None
+
+
+def nginx_workers(pid_file: Path) -> set[int]:
+    """The worker processes of the nginx whose master wrote ``pid_file`` (old and new)."""
+    try:
+        master = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return set()
+    workers = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command may hold spaces and parentheses: the fields follow the last ')'.
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[1]) == master:
+                workers.add(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return workers
+
+
+def reload_nginx(
+    reload: Callable[[], None], pid_file: Path, serving: Callable[[], bool], timeout_s: float
+) -> None:
+    """Reload nginx and return once only workers with the new configuration can take requests.
+
+    A new worker answering (``serving``) is not enough: an old one may still accept a
+    connection, with the old upstreams, until it has handled its QUIT. So this also waits
+    for the old workers to exit, or at most 5 s (they finish their open requests first).
+    """
+    old = nginx_workers(pid_file)
+    reload()
+    deadline = time.monotonic() + timeout_s
+    while not serving():
+        if time.monotonic() >= deadline:
+            raise ReconcileError(f"nginx did not load its new configuration in {timeout_s:g}s")
+        time.sleep(0.05)
+    settled = time.monotonic() + 5.0
+    while old & nginx_workers(pid_file) and time.monotonic() < settled:
+        time.sleep(0.02)
 
 
 def _port_free(port: int) -> bool:
@@ -244,11 +284,14 @@ class Agent:
         self.sup.remove(f"pod/{name}")
         self.pods.pop(name, None)
 
+    def _router_revision(self) -> str | None:
+        """The revision nginx's workers answer with (a reload is asynchronous)."""
+        return _http_ok(f"http://127.0.0.1:{self.layout.router_port}/-/revision", 0.5)
+
     def _wait_router(self, revision: str) -> None:
-        """Wait until nginx's workers serve the new configuration (a reload is asynchronous)."""
-        url = f"http://127.0.0.1:{self.layout.router_port}/-/revision"
+        """Wait until nginx serves the configuration of ``revision`` (at start-up)."""
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while _http_ok(url, 0.5) != revision:
+        while self._router_revision() != revision:
             if time.monotonic() >= deadline:
                 raise ReconcileError(f"nginx did not load the configuration of {revision[:12]}")
             time.sleep(0.05)
@@ -292,8 +335,12 @@ class Agent:
         upstreams = render_upstreams(serving, state.weight, revision)
         (self.nginx_dir / "upstreams.conf").write_text(upstreams)
         (self.nginx_dir / "revision.conf").write_text(render_revision(revision))
-        self._nginx(["-s", "reload"])
-        self._wait_router(revision)
+        reload_nginx(
+            lambda: self._nginx(["-s", "reload"]),
+            self.nginx_dir / "nginx.pid",
+            lambda: self._router_revision() == revision,
+            READY_TIMEOUT_S,
+        )
         targets = self.layout.state_dir / "prometheus" / "targets.json"
         tmp = targets.with_suffix(".tmp")
         tmp.write_text(render_targets(serving, self.layout.env))
