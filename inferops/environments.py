@@ -22,7 +22,7 @@ from inferops.analysis.spec import AnalysisSpec, parse_spec
 from inferops.builders.local import REPOSITORY
 from inferops.config import ClusterSettings, Config, ConfigError, Environment
 from inferops.gitops import render
-from inferops.gitops.manifests import ManifestError
+from inferops.gitops.manifests import ManifestError, image_version
 from inferops.gitops.repo import GitOpsRepo
 from inferops.gitops.validate import Problem, format_problems, validate
 from inferops.lock import EnvironmentLock, Hold
@@ -105,17 +105,18 @@ class Target:
         return provider_for(self.env.metrics, base_url=self.prometheus_url)
 
     def track_labels(self, track: str, image: str | None = None) -> dict[str, str]:
-        """The labels that select one track's series (and, locally, its version's).
+        """The labels that select one track's series (and, with ``image``, its version's).
 
-        Locally every series carries env, track and version. On a cluster the
-        ServiceMonitor gives namespace and track; the version is not needed there,
-        because a step is judged only once its Deployment has fully rolled out.
+        Locally every series carries env, track and version; on a cluster the
+        ServiceMonitor gives namespace, track and version (from the pods' labels).
         """
         if self.on_cluster:
-            return {"namespace": _cluster_section(self.config, self.name).namespace, "track": track}
-        labels = {"env": self.name, "track": track}
+            labels = {"namespace": _cluster_section(self.config, self.name).namespace}
+        else:
+            labels = {"env": self.name}
+        labels["track"] = track
         if image is not None:
-            labels["version"] = image.rpartition("@sha256:")[2][:12] or image
+            labels["version"] = image_version(image)
         return labels
 
     def slos(self) -> AnalysisSpec:

@@ -23,6 +23,7 @@ import yaml
 
 TRACKS = ("stable", "canary")
 TRACK_LABEL = "inferops.io/track"
+VERSION_LABEL = "inferops.io/version"
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
 CONTAINER = "service"
@@ -238,8 +239,21 @@ def seed(files: Mapping[str, str], image: str, replicas: int | None = None) -> d
     return write_state(files, state)
 
 
+def image_version(image: str) -> str:
+    """What a track's version is called: the image's short digest, or its tag (a label value)."""
+    digest = image.rpartition("@sha256:")[2]
+    if digest != image:
+        return digest[:12]
+    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else "latest"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", tag)[:63].strip("-._") or "unset"
+
+
 def _set_track(dep: dict[str, Any], spec: TrackSpec) -> None:
     dep["spec"]["replicas"] = spec.replicas
+    labels = ((dep["spec"]["template"].get("metadata") or {}).get("labels")) or {}
+    if VERSION_LABEL in labels:
+        # The version goes with the image: its pods and every series they export say which.
+        labels[VERSION_LABEL] = image_version(spec.image)
     for c in dep["spec"]["template"]["spec"]["containers"]:
         if c.get("name") == CONTAINER:
             c["image"] = spec.image

@@ -154,7 +154,8 @@ def test_a_canary_step_moves_only_the_weight_and_the_canary(
     # From one step to the next, only the router's weight moves.
     assert sorted(moved) == [router_file]
     assert sorted(moved[router_file]) == sorted(weight_fields)
-    # The first step also starts the canary: its image and replicas, nothing else.
+    # The first step also starts the canary: its image (and the version label that names it)
+    # and its replicas, nothing else.
     started = {
         name: changed_fields(yaml.safe_load(seeded[name]), yaml.safe_load(first[name]))
         for name in seeded
@@ -163,6 +164,9 @@ def test_a_canary_step_moves_only_the_weight_and_the_canary(
     assert sorted(started) == sorted(["deployment-inferops-service-canary.yaml", router_file])
     assert sorted(started["deployment-inferops-service-canary.yaml"]) == [
         ".spec.replicas",
+        ".spec.template.metadata.labels.inferops.io/version",
         ".spec.template.spec.containers[0].image",
     ]
+    canary = yaml.safe_load(first["deployment-inferops-service-canary.yaml"])
+    assert canary["spec"]["template"]["metadata"]["labels"]["inferops.io/version"] == "b" * 12
     assert manifest_check(config, "local")(second) is None

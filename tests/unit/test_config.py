@@ -111,7 +111,9 @@ def test_the_shipped_cluster_environments_open_as_release_targets() -> None:
         assert target.track_labels("canary", "r/x@sha256:" + "a" * 64) == {
             "namespace": "inferops",
             "track": "canary",
+            "version": "a" * 12,
         }
+        assert target.track_labels("stable") == {"namespace": "inferops", "track": "stable"}
         assert target.repo().path == f"environments/{name}"
     with pytest.raises(ConfigError, match="runs on a cluster"):
         _ = open_target(config, "aws").local

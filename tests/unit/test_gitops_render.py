@@ -241,12 +241,17 @@ def test_the_service_gets_its_config_and_drains_before_it_stops(
     assert pre_stop + drain + graceful < grace
     config = obj(files, "configmap-inferops-service-config.yaml")["data"]["service.yaml"]
     assert isinstance(yaml.safe_load(config), dict)
-    # Each pod says which track it serves on every response, from its own track label.
+    # Each pod says which track and version it serves on every response, from its labels.
     for track in ("stable", "canary"):
         pod = obj(files, f"deployment-inferops-service-{track}.yaml")["spec"]["template"]
         env_vars = {e["name"]: e for e in container(files, track)["env"]}
-        path = env_vars["INFEROPS_IDENTITY_TRACK"]["valueFrom"]["fieldRef"]["fieldPath"]
-        assert path == "metadata.labels['inferops.io/track']"
+        for variable, label in [
+            ("INFEROPS_IDENTITY_TRACK", "inferops.io/track"),
+            ("INFEROPS_IDENTITY_VERSION", "inferops.io/version"),
+        ]:
+            path = env_vars[variable]["valueFrom"]["fieldRef"]["fieldPath"]
+            assert path == f"metadata.labels['{label}']"
+            assert label in pod["metadata"]["labels"]
         assert pod["metadata"]["labels"]["inferops.io/track"] == track
 
 

@@ -9,6 +9,7 @@ from inferops.gitops.manifests import (
     DesiredState,
     ManifestError,
     TrackSpec,
+    image_version,
     read_state,
     seed,
     write_state,
@@ -181,3 +182,28 @@ def test_two_routers_at_once_are_refused() -> None:
     files = {**overlay(), "route.yaml": ROUTE}
     with pytest.raises(ManifestError, match="keep one router"):
         read_state(files)
+
+
+def test_a_version_is_the_short_digest_or_a_tag_fit_for_a_label() -> None:
+    assert image_version(IMG_B) == "b" * 12
+    assert image_version("registry.example:5000/inferops-service:v1.2+rc1") == "v1.2-rc1"
+    assert image_version("registry.example:5000/inferops-service") == "latest"
+
+
+def test_the_version_label_follows_the_image_where_the_pods_carry_one() -> None:
+    files = overlay()
+    docs = list(yaml.safe_load_all(files["canary.yaml"]))
+    for doc in docs:
+        if doc and doc.get("kind") == "Deployment":
+            doc["spec"]["template"]["metadata"]["labels"]["inferops.io/version"] = "unset"
+    files["canary.yaml"] = yaml.safe_dump_all(docs)
+    written = write_state(files, DesiredState(TrackSpec(IMG_A, 2), TrackSpec(IMG_B, 1), 10))
+    canary = next(
+        d for d in yaml.safe_load_all(written["canary.yaml"]) if d and d["kind"] == "Deployment"
+    )
+    assert canary["spec"]["template"]["metadata"]["labels"]["inferops.io/version"] == "b" * 12
+    # The local overlay's stable pods carry no version label, and none is added.
+    stable = next(
+        d for d in yaml.safe_load_all(written["stable.yaml"]) if d and d["kind"] == "Deployment"
+    )
+    assert "inferops.io/version" not in stable["spec"]["template"]["metadata"]["labels"]

@@ -144,12 +144,17 @@ spec:
               containerPort: 9090
               protocol: TCP
           env:
-            # The track the pod serves, echoed on every response (x-inferops-track): the load
-            # generator's samples, which the canary judge compares, are split by it.
+            # The track and version the pod serves, echoed on every response (x-inferops-track,
+            # x-inferops-version): the load generator's samples, which the canary judge
+            # compares, are split by them.
             - name: INFEROPS_IDENTITY_TRACK
               valueFrom:
                 fieldRef:
                   fieldPath: metadata.labels['inferops.io/track']
+            - name: INFEROPS_IDENTITY_VERSION
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.labels['inferops.io/version']
             {{- with $values.env }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
