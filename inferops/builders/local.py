@@ -142,7 +142,12 @@ def unpack(images_dir: Path, ref: str) -> Path:
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
-        tmp.replace(root)
+        try:
+            tmp.replace(root)
+        except OSError:
+            if not root.is_dir():
+                raise
+            # Another caller unpacked the same image meanwhile: the same bytes, keep theirs.
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root

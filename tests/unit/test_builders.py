@@ -56,6 +56,31 @@ def test_a_service_change_changes_the_digest_and_unpacks(repo: Path, tmp_path: P
     assert not (root / "README").exists()
 
 
+def test_two_callers_unpacking_one_image_at_once_both_get_it(repo: Path, tmp_path: Path) -> None:
+    import threading
+
+    image = build(repo, "HEAD", "service", tmp_path)
+    roots: list[Path] = []
+    errors: list[Exception] = []
+    gate = threading.Barrier(4)
+
+    def unpack_it() -> None:
+        gate.wait()
+        try:
+            roots.append(unpack(tmp_path, image.ref))
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=unpack_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(roots)) == 1
+    assert (roots[0] / "pkg" / "__init__.py").is_file()
+    assert not list(tmp_path.glob(".unpack-*"))
+
+
 def test_bad_revisions_and_missing_images_say_what_to_do(repo: Path, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="--version"):
         build(repo, "no-such-branch", "service", tmp_path)
