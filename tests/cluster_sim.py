@@ -60,7 +60,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -77,7 +76,7 @@ import yaml
 from k8s_api import FakeKubeAPI, Served
 
 from inferops.builders.local import BuildError, unpack
-from inferops.platforms.local_agent import reload_nginx
+from inferops.platforms.local_agent import reload_nginx, serve_command
 from inferops.platforms.local_render import (
     Pod,
     render_nginx,
@@ -705,19 +704,7 @@ class ClusterSim:
         port, metrics_port = free_port(), free_port()
         while metrics_port == port:
             metrics_port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "inferops_service",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--metrics-port",
-            str(metrics_port),
-            *_container_args(launch.args, mapped),
-        ]
+        argv = serve_command(port, metrics_port, *_container_args(launch.args, mapped))
         resolved = {k: (name if v == _POD_NAME else v) for k, v in launch.env.items()}
         env = {k: v for k, v in os.environ.items() if not k.startswith("INFEROPS_")}
         env.update(resolved)

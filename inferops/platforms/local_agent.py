@@ -64,6 +64,23 @@ def _http_ok(url: str, timeout: float = 1.0) -> str | None:
         return None
 
 
+def serve_command(port: int, metrics_port: int, *args: str) -> list[str]:
+    """The command line of one service process on loopback: what the image's entrypoint runs."""
+    return [
+        sys.executable,
+        "-m",
+        "inferops_service",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+        *args,
+    ]
+
+
 def nginx_workers(pid_file: Path) -> set[int]:
     """The worker processes of the nginx whose master wrote ``pid_file`` (old and new)."""
     try:
@@ -256,22 +273,10 @@ class Agent:
             "INFEROPS_IDENTITY_TRACK": track,
             "INFEROPS_REDIS_URL": self.layout.redis_url,
         }
-        argv = [
-            sys.executable,
-            "-m",
-            "inferops_service",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--metrics-port",
-            str(metrics_port),
-        ]
         self.sup.add(
             Child(
                 f"pod/{name}",
-                argv,
+                serve_command(port, metrics_port),
                 self.layout.state_dir / "logs" / f"{name}.log",
                 env=env,
                 cwd=root,
