@@ -302,7 +302,7 @@ def _live_summary(env: str, state: LiveState) -> list[str]:
     ]
 
 
-def _print_cluster_status(env: str, state: LiveState, as_json: bool) -> None:
+def _print_cluster_status(env: str, state: LiveState, held_by: str | None, as_json: bool) -> None:
     data = {
         "env": env,
         "revision": state.revision,
@@ -310,8 +310,10 @@ def _print_cluster_status(env: str, state: LiveState, as_json: bool) -> None:
         "error": state.error,
         "weights": state.weights,
         "components": state.components,
+        "held_by": held_by,
     }
     lines = _live_summary(env, state)
+    lines.append(f"  release: {'held by ' + held_by if held_by else 'none running'}")
     if state.error:
         lines.append(f"  waiting on: {state.error}")
     lines += [
@@ -331,7 +333,11 @@ def status(
 
     cfg = _config(config)
     if cfg.environment(env).platform == "kubernetes":
-        _print_cluster_status(env, cluster_platform(cfg, env).status(), as_json)
+        from inferops.platforms.kubernetes_lease import release_holder
+
+        cluster = cluster_platform(cfg, env)
+        held_by = release_holder(cluster.api, cluster.target.namespace)
+        _print_cluster_status(env, cluster.status(), held_by, as_json)
         return
     target = open_target(cfg, env)
     state = target.platform().status()

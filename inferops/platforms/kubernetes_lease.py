@@ -209,3 +209,16 @@ class ReleaseLease:
             "get, create and update on coordination.k8s.io leases in that namespace: "
             "gitops/controllers/pipeline/rbac.yaml grants them)"
         )
+
+
+def release_holder(api: k8s.ApiClient, namespace: str, name: str = LEASE_NAME) -> str | None:
+    """Who holds the environment now and since when, or None (free, lapsed, or unreadable)."""
+    try:
+        lease = k8s.CoordinationV1Api(api).read_namespaced_lease(name, namespace)
+    except (ApiException, HTTPError):
+        return None
+    spec = lease.spec or k8s.V1LeaseSpec()
+    if not ReleaseLease._held(spec, datetime.now(UTC)):
+        return None
+    since = spec.acquire_time.strftime("%Y-%m-%d %H:%M:%S UTC") if spec.acquire_time else "?"
+    return f"{spec.holder_identity}, since {since}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from inferops.config import load_config
 from inferops.environments import cluster_repo, manifest_files
 from inferops.gitops import messages
 from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, seed, write_state
+from inferops.platforms.kubernetes_lease import LEASE_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNCED = "8c2f4e1a9b3d7f60c5e2a4b18d9f3c7e6a1b2d40"
@@ -73,6 +75,7 @@ def test_status_reports_what_argo_cd_applied_and_the_live_split(
     assert state["live"] is True
     assert state["weights"] == {"stable": 75, "canary": 25}
     assert "deployment/inferops-service-canary" in state["components"]
+    assert state["held_by"] is None
     # Read-only: status changes nothing in the cluster.
     assert cluster.seen("PATCH") == [] and cluster.seen("DELETE") == []
 
@@ -86,10 +89,24 @@ def test_status_says_what_blocks_a_cluster_that_is_not_in_sync(
         fixture("deployment-canary-rolling.json"),
         fixture("httproute.json"),
     )
+    # A release holds the environment (its Lease renewed a moment ago).
+    now = datetime.now(UTC)
+    cluster.objects[f"/apis/coordination.k8s.io/v1/namespaces/inferops/leases/{LEASE_NAME}"] = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": LEASE_NAME, "namespace": "inferops", "resourceVersion": "7"},
+        "spec": {
+            "holderIdentity": "release r-4 (pid 4242 on ci-runner-7)",
+            "leaseDurationSeconds": 120,
+            "acquireTime": (now - timedelta(minutes=3)).isoformat(),
+            "renewTime": now.isoformat(),
+        },
+    }
     result = run_cli(tmp_path, "status", "--env", "prod")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "prod: NOT live" in result.stdout
     assert "waiting on:" in result.stdout
+    assert "release: held by release r-4 (pid 4242 on ci-runner-7), since" in result.stdout
 
 
 def test_history_of_a_cluster_environment_is_read_from_its_git_host(tmp_path: Path) -> None:

@@ -20,7 +20,12 @@ from kubernetes.client import ApiClient, Configuration
 
 from inferops.lock import EnvironmentBusy
 from inferops.platforms.base import PlatformError
-from inferops.platforms.kubernetes_lease import LEASE_NAME, LeaseLost, ReleaseLease
+from inferops.platforms.kubernetes_lease import (
+    LEASE_NAME,
+    LeaseLost,
+    ReleaseLease,
+    release_holder,
+)
 
 PATH = f"/apis/coordination.k8s.io/v1/namespaces/inferops/leases/{LEASE_NAME}"
 
@@ -64,6 +69,8 @@ def test_a_second_release_is_refused_with_who_holds_the_environment(
         assert "release r-1" in first.identity
         with pytest.raises(EnvironmentBusy, match=r"held by release r-1 \(pid \d+ on .*since"):
             lease(client, "release r-2").__enter__()
+        assert (release_holder(client, "inferops") or "").startswith(first.identity + ", since")
+    assert release_holder(client, "inferops") is None
     # Released on leaving: the next release takes it at once, and the hand-over is counted.
     assert stored(api)["spec"].get("holderIdentity") is None
     with lease(client, "release r-2"):
