@@ -165,6 +165,15 @@ class GitOpsRepo:
             n[len(self.path) + 1 :]: _git(["--git-dir", bare, "show", f"{rev}:{n}"]) for n in names
         }
 
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True when ``descendant`` is ``ancestor`` or a later commit built on it."""
+        bare = self._readable()
+        try:
+            _git(["--git-dir", bare, "merge-base", "--is-ancestor", ancestor, descendant])
+        except GitOpsError:  # not an ancestor, or a commit this repository does not have
+            return False
+        return True
+
     def commit(
         self,
         files: Mapping[str, str],

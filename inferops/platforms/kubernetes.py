@@ -205,16 +205,21 @@ class KubernetesPlatform:
         *,
         weight: int | None = None,
         progress: Progress | None = None,
+        reached: checks.Reached = checks.same_commit,
     ) -> LiveState:
-        """Block until ``revision`` is live (at canary ``weight``, if given), or raise NotLive."""
+        """Block until ``revision`` is live (at canary ``weight``, if given), or raise NotLive.
+
+        ``reached`` tells whether the commit the controller reports holds ``revision``
+        (by default: only when it is that commit).
+        """
         deadline = time.monotonic() + timeout_s
         nudged = not self.nudge or self.target.controller == "direct"
         reported: str | None = None
         while True:
-            state = self._observe(revision, weight)
+            state = self._observe(revision, weight, reached)
             if state.live:
                 return state
-            if not nudged and not checks.same_commit(state.revision, revision):
+            if not nudged and not reached(state.revision, revision):
                 self._nudge(progress)
                 nudged = True
             if progress is not None and state.error != reported:
@@ -227,12 +232,17 @@ class KubernetesPlatform:
                 )
             time.sleep(min(self.poll_s, remaining))
 
-    def _observe(self, revision: str | None, weight: int | None) -> LiveState:
+    def _observe(
+        self,
+        revision: str | None,
+        weight: int | None,
+        reached: checks.Reached = checks.same_commit,
+    ) -> LiveState:
         t = self.target
         blockers: list[str] = []
         components: dict[str, dict[str, Any]] = {}
 
-        seen, blocker, summary = self._controller(revision)
+        seen, blocker, summary = self._controller(revision, reached)
         components["controller"] = summary
         if blocker:
             blockers.append(blocker)
@@ -263,7 +273,9 @@ class KubernetesPlatform:
             components=components,
         )
 
-    def _controller(self, revision: str | None) -> tuple[str | None, str | None, dict[str, Any]]:
+    def _controller(
+        self, revision: str | None, reached: checks.Reached
+    ) -> tuple[str | None, str | None, dict[str, Any]]:
         """The commit the controller reports, why it blocks ``revision``, and a summary."""
         t = self.target
         if t.controller == "direct":
@@ -274,9 +286,9 @@ class KubernetesPlatform:
         except _Unavailable as exc:
             return None, str(exc), {"kind": kind, "name": t.app}
         if t.controller == "argocd":
-            seen, blocker = checks.argo_revision(obj), checks.argo_blocker(obj, revision)
+            seen, blocker = checks.argo_revision(obj), checks.argo_blocker(obj, revision, reached)
         else:
-            seen, blocker = checks.flux_revision(obj), checks.flux_blocker(obj, revision)
+            seen, blocker = checks.flux_revision(obj), checks.flux_blocker(obj, revision, reached)
         return seen, blocker, {"kind": kind, "name": t.app, "revision": seen, "blocker": blocker}
 
     def _direct_revision(
@@ -559,7 +571,9 @@ class GitOpsCluster:
     """A cluster environment as a release sees it: its GitOps repository and its API.
 
     A commit is live when the cluster reports it at the canary weight the commit
-    holds, so a router that lags behind the Deployments still blocks. Without a
+    holds, so a router that lags behind the Deployments still blocks. The controller
+    may report a later commit of the branch (one repository often holds several
+    environments): that counts when it descends from ours. Without a
     GitOps controller (``controller: direct``) this is the controller: the commit's
     files are applied first, then waited on like any other.
     """
@@ -590,5 +604,11 @@ class GitOpsCluster:
                     + (f", pruned {', '.join(done.pruned)}" if done.pruned else "")
                 )
         return self.cluster.wait_until_live(
-            revision, timeout_s, weight=weight, progress=self.progress
+            revision, timeout_s, weight=weight, progress=self.progress, reached=self._reached
         )
+
+    def _reached(self, seen: str | None, want: str) -> bool:
+        """The controller's commit is ours, or a later one of the branch (another folder's)."""
+        if checks.same_commit(seen, want):
+            return True
+        return seen is not None and self.repo.is_ancestor(want, seen)

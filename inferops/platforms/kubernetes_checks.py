@@ -16,7 +16,7 @@ which left the commit (``prune_candidates``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,12 @@ def same_commit(seen: str | None, want: str) -> bool:
         return False
     a, b = seen.lower(), want.lower()
     return a.startswith(b) or b.startswith(a)
+
+
+Reached = Callable[[str | None, str], bool]
+"""Whether the commit a controller reports (first) holds the commit wanted (second). A
+controller syncs the branch's head, which may be a later commit to another folder of the
+repository: only the caller, who has the repository, can tell that it descends from ours."""
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -119,14 +125,16 @@ def argo_revision(app: Mapping[str, Any]) -> str | None:
     return str(revisions[0]) if revisions else None
 
 
-def argo_blocker(app: Mapping[str, Any], revision: str | None) -> str | None:
+def argo_blocker(
+    app: Mapping[str, Any], revision: str | None, reached: Reached = same_commit
+) -> str | None:
     """Why the Application is not Synced and Healthy at ``revision`` (None: at any), or None."""
     name = f"Argo CD Application {_meta(app).get('name', '?')}"
     status = _status(app)
     sync = (status.get("sync") or {}).get("status") or "Unknown"
     health = status.get("health") or {}
     seen = argo_revision(app)
-    if revision is not None and not same_commit(seen, revision):
+    if revision is not None and not reached(seen, revision):
         operation = status.get("operationState") or {}
         failed = ""
         if operation.get("phase") in ("Failed", "Error"):
@@ -152,14 +160,16 @@ def flux_revision(ks: Mapping[str, Any]) -> str | None:
     return str(applied).rsplit(":", 1)[-1].rsplit("/", 1)[-1]
 
 
-def flux_blocker(ks: Mapping[str, Any], revision: str | None) -> str | None:
+def flux_blocker(
+    ks: Mapping[str, Any], revision: str | None, reached: Reached = same_commit
+) -> str | None:
     """Why the Kustomization is not Ready at ``revision`` (None: at any), or None."""
     name = f"Flux Kustomization {_meta(ks).get('name', '?')}"
     if (ks.get("spec") or {}).get("suspend"):
         return f"{name} is suspended"
     ready = _condition(ks, "Ready") or {}
     seen = flux_revision(ks)
-    if revision is not None and not same_commit(seen, revision):
+    if revision is not None and not reached(seen, revision):
         attempted = str(_status(ks).get("lastAttemptedRevision") or "")
         failed = ""
         if ready.get("status") == "False" and attempted.endswith(revision):

@@ -19,6 +19,7 @@ from k8s_api import FIXTURES, FakeKubeAPI, Served, fixture
 from kubernetes.client import ApiClient, Configuration
 
 from inferops.gitops.manifests import read_state, write_state
+from inferops.gitops.repo import GitOpsRepo
 from inferops.platforms.base import NotLive, PlatformError
 from inferops.platforms.kubernetes import (
     RECORD_NAME,
@@ -457,3 +458,28 @@ def test_without_a_controller_the_commit_is_applied_before_it_is_waited_on(
     record = api.get("v1", "ConfigMap", "inferops", RECORD_NAME)
     assert record["data"]["revision"] == NEW
     assert heard[0].startswith(f"applied {NEW[:12]}: ")
+
+
+def test_a_later_commit_of_the_branch_holds_ours_but_an_unrelated_one_does_not(
+    cluster: tuple[FakeKubeAPI, str], platform: Build, tmp_path: Path
+) -> None:
+    """One GitOps repository holds two environments; Argo CD syncs the branch's head."""
+    api, _ = cluster
+    remote = tmp_path / "gitops.git"
+    ours = GitOpsRepo(remote, tmp_path / "work-prod", "main", "envs/prod")
+    mine = ours.create(commit_files(), "seed prod", {})
+    other = GitOpsRepo(remote, tmp_path / "work-gcp", "main", "envs/gcp")
+    later = other.commit(commit_files(), "seed gcp", "", {})
+    assert later is not None and later != mine
+
+    def synced_at(revision: str) -> None:
+        app = fixture("argocd-application-synced.json")
+        app["status"]["sync"]["revision"] = revision
+        api.put(app)
+
+    running(api)
+    synced_at(later)  # Argo CD applied the head: our commit and the other environment's
+    assert GitOpsCluster(platform(), ours).wait_until_live(mine, 1.0).live
+    synced_at(OLD)  # a commit our repository does not hold
+    with pytest.raises(NotLive, match=r"is Synced at 3a7bd3e2360a \(want "):
+        GitOpsCluster(platform(), ours).wait_until_live(mine, 0.05)

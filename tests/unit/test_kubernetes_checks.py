@@ -127,6 +127,20 @@ def test_an_application_without_status_blocks() -> None:
     )
 
 
+def test_a_controller_at_a_later_commit_that_holds_ours_does_not_block() -> None:
+    """The caller, who has the repository, says whether the controller's commit holds ours."""
+
+    def holds(seen: str | None, want: str) -> bool:
+        return (seen, want) == (OLD, NEW)  # OLD is a later commit, built on NEW
+
+    app = edited("argocd-application-synced.json", status__sync__revision=OLD)
+    assert checks.argo_blocker(app, NEW, holds) is None
+    assert checks.argo_blocker(app, NEW) is not None  # by default only the same commit
+    ks = edited("flux-kustomization-ready.json", status__lastAppliedRevision=f"main@sha1:{OLD}")
+    assert checks.flux_blocker(ks, NEW, holds) is None
+    assert checks.flux_blocker(ks, NEW) is not None
+
+
 # --- Flux ------------------------------------------------------------------------------
 
 
