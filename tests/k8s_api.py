@@ -64,6 +64,8 @@ class FakeKubeAPI:
     discovery: dict[str, Any] = field(default_factory=lambda: fixture("discovery.json"))
     requests: list[Seen] = field(default_factory=list)
     refuse: bool = False
+    forbidden: set[str] = field(default_factory=set)
+    """Paths answered 403, as for credentials whose RBAC does not grant them."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_change: OnChange | None = None
     """Called with (method, path, object) after a write created, changed or deleted an object."""
@@ -210,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             if url.path in api.discovery:
                 return self._send(200, api.discovery[url.path])
-            if api.refuse:
+            if api.refuse or url.path in api.forbidden:
                 return self._send(403, _status(403, "Forbidden", "access denied for inferops"))
             hook = api.on_change if self.command != "GET" else None
             before = copy.deepcopy(api.objects.get(url.path)) if hook else None

@@ -256,7 +256,8 @@ class KubernetesPlatform:
                 continue
             components[f"deployment/{name}"] = checks.deployment_summary(dep)
             if blocker := checks.deployment_blocker(dep):
-                blockers.append(blocker)
+                problem = self._pod_problem(dep)
+                blockers.append(f"{blocker}; {problem}" if problem else blocker)
 
         live_weight, blocker = self._router(weight)
         if blocker:
@@ -272,6 +273,25 @@ class KubernetesPlatform:
             endpoints={"kubernetes": str(self.api.configuration.host)},
             components=components,
         )
+
+    def _pod_problem(self, dep: dict[str, Any]) -> str | None:
+        """What keeps a blocked Deployment's pods from running, if its pods say so."""
+        selector = checks.selector_of(dep)
+        if selector is None:
+            return None
+        try:
+            listed = self._guard(
+                "listing pods",
+                lambda: self.dynamic.get(
+                    self._resource("v1", "Pod"),
+                    namespace=self.target.namespace,
+                    label_selector=selector,
+                    serializer=_raw,
+                ),
+            )
+        except (PlatformError, ApiException):
+            return None  # no pods to read (or no right to): the Deployment's blocker says enough
+        return checks.pod_problem(listed.get("items") or [])
 
     def _controller(
         self, revision: str | None, reached: checks.Reached

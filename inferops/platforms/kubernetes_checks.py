@@ -101,6 +101,44 @@ def deployment_blocker(dep: Mapping[str, Any]) -> str | None:
     return None
 
 
+_STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+
+
+def selector_of(dep: Mapping[str, Any]) -> str | None:
+    """The Deployment's pod selector as a label selector string (matchLabels only)."""
+    labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or None
+
+
+def pod_problem(pods: Iterable[Mapping[str, Any]]) -> str | None:
+    """Why a Deployment's pods do not run, as an operator would look first: a container
+    waiting on something other than its start (ImagePullBackOff, CrashLoopBackOff...),
+    or a pod the scheduler cannot place (no node with a free GPU, say). None: no problem."""
+    for pod in pods:
+        name = f"pod {_meta(pod).get('name', '?')}"
+        status = _status(pod)
+        containers = (status.get("initContainerStatuses") or []) + (
+            status.get("containerStatuses") or []
+        )
+        for c in containers:
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason and reason not in _STARTING:
+                last = ((c.get("lastState") or {}).get("terminated") or {}).get("reason")
+                after = f" (last exit: {last})" if last else ""
+                return (
+                    f"{name}: container {c.get('name', '?')} {reason}{after}"
+                    f"{_detail(None, waiting.get('message'))}"
+                )
+        scheduled = _condition(pod, "PodScheduled")
+        if scheduled is not None and scheduled.get("status") == "False":
+            return (
+                f"{name}: {scheduled.get('reason') or 'not scheduled'}"
+                f"{_detail(None, scheduled.get('message'))}"
+            )
+    return None
+
+
 def deployment_summary(dep: Mapping[str, Any]) -> dict[str, Any]:
     """The figures of a Deployment an operator looks at first."""
     status = _status(dep)

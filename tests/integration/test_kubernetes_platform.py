@@ -483,3 +483,37 @@ def test_a_later_commit_of_the_branch_holds_ours_but_an_unrelated_one_does_not(
     synced_at(OLD)  # a commit our repository does not hold
     with pytest.raises(NotLive, match=r"is Synced at 3a7bd3e2360a \(want "):
         GitOpsCluster(platform(), ours).wait_until_live(mine, 0.05)
+
+
+def test_a_rollout_that_cannot_finish_says_what_its_pods_are_waiting_on(
+    cluster: tuple[FakeKubeAPI, str], platform: Build
+) -> None:
+    api, _ = cluster
+    api.put(
+        fixture("argocd-application-synced.json"),
+        fixture("deployment-stable.json"),
+        fixture("deployment-canary-rolling.json"),
+        fixture("ingress-canary.json"),
+        fixture("pod-canary-unschedulable.json"),
+    )
+    message = not_live(platform)
+    assert "Deployment inferops-service-canary: 1 of 2 replicas available; " in message
+    assert "Unschedulable: 0/5 nodes are available: 3 Insufficient nvidia.com/gpu" in message
+    listed = [r for r in api.seen("GET") if r.path == "/api/v1/namespaces/inferops/pods"]
+    assert listed[0].query["labelSelector"] == (
+        "app.kubernetes.io/name=inferops-service,inferops.io/track=canary"
+    )
+
+
+def test_pods_the_pipeline_may_not_list_leave_the_deployment_s_own_reason(
+    cluster: tuple[FakeKubeAPI, str], platform: Build
+) -> None:
+    api, _ = cluster
+    running(api, "argocd-application-synced.json")
+    api.put(fixture("deployment-canary-rolling.json"))
+    api.forbidden.add("/api/v1/namespaces/inferops/pods")  # this pipeline's RBAC grants no pods
+    with pytest.raises(NotLive) as caught:
+        platform().wait_until_live(NEW, 0.05, weight=25)
+    assert str(caught.value).endswith(
+        "Deployment inferops-service-canary: 1 of 2 replicas available"
+    )

@@ -580,6 +580,7 @@ def test_the_pipeline_s_roles_grant_what_each_controller_mode_uses(
     # With a controller the pipeline reads the service's objects and never writes them.
     for group, resource in [
         ("apps", "deployments"),
+        ("", "pods"),
         ("networking.k8s.io", "ingresses"),
         ("gateway.networking.k8s.io", "httproutes"),
     ]:

@@ -305,3 +305,49 @@ def test_an_object_is_the_same_whatever_version_of_its_group_serves_it() -> None
     v2 = {**v1, "apiVersion": "autoscaling/v2"}
     assert checks.key_of(v1) == checks.key_of(v2)
     assert str(checks.key_of(v2)) == "HorizontalPodAutoscaler.autoscaling h"
+
+
+# --- Pods: why a rollout does not finish ----------------------------------------------
+
+
+def test_a_pod_no_node_can_take_says_what_the_scheduler_said() -> None:
+    problem = checks.pod_problem([fixture("pod-canary-unschedulable.json")])
+    assert problem is not None
+    assert problem.startswith("pod inferops-service-canary-58c7d9f6b4-q9m4t: Unschedulable: ")
+    assert "3 Insufficient nvidia.com/gpu" in problem
+
+
+def test_a_container_that_cannot_start_names_its_reason() -> None:
+    problem = checks.pod_problem([fixture("pod-canary-imagepull.json")])
+    assert problem is not None
+    assert problem.startswith(
+        "pod inferops-service-canary-58c7d9f6b4-x7k2p: container service ImagePullBackOff: "
+    )
+    assert "403 Forbidden" in problem
+
+
+def test_a_crash_loop_says_how_the_container_last_ended() -> None:
+    pod = fixture("pod-canary-imagepull.json")
+    (status,) = pod["status"]["containerStatuses"]
+    status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}}
+    status["lastState"] = {"terminated": {"reason": "OOMKilled", "exitCode": 137}}
+    assert checks.pod_problem([pod]) == (
+        "pod inferops-service-canary-58c7d9f6b4-x7k2p: container service CrashLoopBackOff "
+        "(last exit: OOMKilled): back-off 40s"
+    )
+
+
+def test_pods_that_are_only_starting_are_no_problem() -> None:
+    pod = fixture("pod-canary-imagepull.json")
+    pod["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    assert checks.pod_problem([pod]) is None
+    assert checks.pod_problem([]) is None
+
+
+def test_a_deployment_s_pods_are_found_by_its_selector() -> None:
+    dep = fixture("deployment-canary-rolling.json")
+    assert checks.selector_of(dep) == (
+        "app.kubernetes.io/name=inferops-service,inferops.io/track=canary"
+    )
+    del dep["spec"]["selector"]
+    assert checks.selector_of(dep) is None
