@@ -216,7 +216,7 @@ class ClusterSettings(_Strict):
         default=None,
         pattern=r"^https?://",
         description="A Prometheus that scrapes the service through its ServiceMonitor; the "
-        "judge reads both tracks there (series labelled namespace and track).",
+        "judge reads both tracks there (series labelled namespace, track and version).",
     )
     scrape_interval_s: Annotated[float, Field(gt=0, le=300)] = Field(
         default=15.0,

@@ -45,10 +45,6 @@ class TrackSpec:
     replicas: int
     env: tuple[tuple[str, str], ...] = ()
 
-    def same_release(self, other: TrackSpec) -> bool:
-        """True when both run the same image with the same environment."""
-        return self.image == other.image and self.env == other.env
-
 
 @dataclass(frozen=True)
 class DesiredState:

@@ -604,6 +604,8 @@ class GitOpsCluster:
         self.cluster = cluster
         self.repo = repo
         self.progress = progress
+        self._descends: dict[tuple[str, str], bool] = {}
+        """The repository's answers by (controller's commit, ours): every poll asks again."""
 
     def status(self) -> LiveState:
         """The live state now."""
@@ -631,4 +633,8 @@ class GitOpsCluster:
         """The controller's commit is ours, or a later one of the branch (another folder's)."""
         if checks.same_commit(seen, want):
             return True
-        return seen is not None and self.repo.is_ancestor(want, seen)
+        if seen is None:
+            return False
+        if (seen, want) not in self._descends:
+            self._descends[seen, want] = self.repo.is_ancestor(want, seen)
+        return self._descends[seen, want]

@@ -39,6 +39,10 @@ class LeaseLost(PlatformError):
     """The release's Lease was taken over, or could not be renewed in time."""
 
 
+class LeaseTaken(LeaseLost):
+    """Someone else holds the release's Lease now."""
+
+
 class ReleaseLease:
     """Exclusive hold of a cluster environment for one release, through a Lease."""
 
@@ -83,7 +87,7 @@ class ReleaseLease:
             self._write("create", lambda: self.leases.create_namespaced_lease(self.namespace, body))
         else:
             spec = lease.spec or k8s.V1LeaseSpec()
-            if self._held(spec, now):
+            if _held(spec, now):
                 raise self._busy(spec)
             lease.spec = self._spec(
                 now, acquired=now, transitions=(spec.lease_transitions or 0) + 1
@@ -135,7 +139,7 @@ class ReleaseLease:
             raise LeaseLost(f"cannot read the Lease {self.name}: {exc}") from None
         spec = lease.spec or k8s.V1LeaseSpec()
         if spec.holder_identity != self.identity:
-            raise LeaseLost(f"the Lease {self.name} is held by {spec.holder_identity} now")
+            raise LeaseTaken(f"the Lease {self.name} is held by {spec.holder_identity} now")
         spec.renew_time = datetime.now(UTC)
         try:
             self.leases.replace_namespaced_lease(self.name, self.namespace, lease)
@@ -151,9 +155,8 @@ class ReleaseLease:
                 last = datetime.now(UTC)
             except LeaseLost as exc:
                 # A passing API error is retried until the hold would have lapsed.
-                if "held by" in str(exc) or datetime.now(UTC) - last > timedelta(
-                    seconds=self.duration_s
-                ):
+                lapsed = datetime.now(UTC) - last > timedelta(seconds=self.duration_s)
+                if isinstance(exc, LeaseTaken) or lapsed:
                     self.lost = str(exc)
                     return
 
@@ -167,17 +170,6 @@ class ReleaseLease:
             renew_time=now,
             lease_transitions=transitions,
         )
-
-    @staticmethod
-    def _held(spec: k8s.V1LeaseSpec, now: datetime) -> bool:
-        """True when a holder renewed the Lease within its duration."""
-        if not spec.holder_identity or spec.renew_time is None:
-            return False
-        duration = timedelta(seconds=spec.lease_duration_seconds or 0)
-        renewed: datetime = spec.renew_time
-        if renewed.tzinfo is None:
-            renewed = renewed.replace(tzinfo=UTC)
-        return bool(renewed + duration > now)
 
     def _busy(self, spec: k8s.V1LeaseSpec) -> EnvironmentBusy:
         since = spec.acquire_time.strftime("%Y-%m-%d %H:%M:%S UTC") if spec.acquire_time else "?"
@@ -218,7 +210,18 @@ def release_holder(api: k8s.ApiClient, namespace: str, name: str = LEASE_NAME) -
     except (ApiException, HTTPError):
         return None
     spec = lease.spec or k8s.V1LeaseSpec()
-    if not ReleaseLease._held(spec, datetime.now(UTC)):
+    if not _held(spec, datetime.now(UTC)):
         return None
     since = spec.acquire_time.strftime("%Y-%m-%d %H:%M:%S UTC") if spec.acquire_time else "?"
     return f"{spec.holder_identity}, since {since}"
+
+
+def _held(spec: k8s.V1LeaseSpec, now: datetime) -> bool:
+    """True when a holder renewed the Lease within its duration."""
+    if not spec.holder_identity or spec.renew_time is None:
+        return False
+    duration = timedelta(seconds=spec.lease_duration_seconds or 0)
+    renewed: datetime = spec.renew_time
+    if renewed.tzinfo is None:
+        renewed = renewed.replace(tzinfo=UTC)
+    return bool(renewed + duration > now)
