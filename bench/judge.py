@@ -43,16 +43,24 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
+from bench.release import Outcome, Settings, median_interval, release_plan, run_releases, wilson
 from bench.rivals import HOLD, PROMOTE, ROLLBACK, FlaggerLike, KayentaLike, Outcomes
 from bench.traffic import BASELINE, SCENARIOS, Block, Scenario, draw, minute_aggregates
 from inferops.analysis.sample_judge import judge_samples
 from inferops.analysis.samples import SampleSet
 from inferops.analysis.spec import AnalysisSpec, parse_spec
 from inferops.analysis.verdict import Decision, Verdict
+from inferops.config import load_config
 
-CHECKS = Path(__file__).resolve().parent.parent / "loadtests" / "checks" / "llm-canary.yaml"
-LOOK_S = {1: 60, 10: 30, 100: 10}
+ROOT = Path(__file__).resolve().parent.parent
+CHECKS = ROOT / "loadtests" / "checks" / "llm-canary.yaml"
 JUDGES = ("sequential", "flagger-5", "flagger-1", "kayenta")
+_MODES = {
+    "sequential": "bare",
+    "flagger-5": "flagger-like",
+    "flagger-1": "flagger-like",
+    "kayenta": "kayenta-like",
+}
 _COLUMNS = ("ts", "latency_s", "ttft_s", "ok", "output_tokens", "input_tokens")
 
 
@@ -60,7 +68,8 @@ _COLUMNS = ("ts", "latency_s", "ttft_s", "ok", "output_tokens", "input_tokens")
 class Cell:
     """One rate and scenario, simulated for ``canaries`` canaries."""
 
-    rate: int
+    rate: float
+    """Canary requests per second (the baseline serves as many)."""
     scenario: int
     canaries: int
     seed: int
@@ -136,11 +145,11 @@ def run_cell(cell: Cell) -> Result:
     """Simulate one cell minute by minute and let every judge decide on the same requests."""
     started = time.perf_counter()
     scenario = SCENARIOS[cell.scenario]
-    rng = np.random.default_rng([cell.seed, cell.rate, cell.scenario])
+    rng = np.random.default_rng([cell.seed, round(cell.rate * 10), cell.scenario])
     spec = load_spec()
-    per_minute = cell.rate * 60
-    look_s = LOOK_S.get(cell.rate, 30)
-    per_look = cell.rate * look_s
+    per_minute = round(cell.rate * 60)
+    look_s = look_every(cell.rate)
+    per_look = round(cell.rate * look_s)
     ours = Sequential(cell.canaries, spec)
     minutes_c: dict[str, list[npt.NDArray[np.float64]]] = {}
     minutes_b: dict[str, list[npt.NDArray[np.float64]]] = {}
@@ -172,11 +181,16 @@ def run_cell(cell: Cell) -> Result:
     return Result(cell, outcomes, requests, time.perf_counter() - started)
 
 
-def p99_threshold(rate: int, seed: int, minutes: int = 1000) -> float:
+def look_every(rate: float) -> int:
+    """Seconds between the bare judge's looks at a canary rate (keeps the simulation quick)."""
+    return 60 if rate <= 1 else 30 if rate <= 10 else 10
+
+
+def p99_threshold(rate: float, seed: int, minutes: int = 1000) -> float:
     """The stable's per-minute p99 that an unchanged version exceeds in 5% of minutes."""
-    rng = np.random.default_rng([seed, rate, 99])
+    rng = np.random.default_rng([seed, round(rate * 10), 99])
     p99s = [
-        minute_aggregates(draw(rng, 100, rate * 60, 0.0, 60.0, BASELINE))["latency_p99_s"]
+        minute_aggregates(draw(rng, 100, round(rate * 60), 0.0, 60.0, BASELINE))["latency_p99_s"]
         for _ in range(max(1, minutes // 100))
     ]
     return float(np.quantile(np.concatenate(p99s), 0.95))
@@ -194,10 +208,12 @@ def summarise(result: Result, judge: str) -> dict[str, Any]:
     hit = o.decisions == right
     rolled = float(np.mean(o.decisions == ROLLBACK))
     return {
+        "mode": _MODES[judge],
         "judge": judge,
-        "rate_rps": result.cell.rate,
+        "rate_rps": round(2 * result.cell.rate, 3),
+        "canary_rps": result.cell.rate,
         "scenario": scenario.name,
-        "canaries": result.cell.canaries,
+        "releases": result.cell.canaries,
         "false_rollback_rate": None if scenario.regression else round(rolled, 4),
         "detection_rate": round(rolled, 4) if scenario.regression else None,
         "promote_rate": round(float(np.mean(o.decisions == PROMOTE)), 4),
@@ -216,12 +232,14 @@ def _fmt(row: dict[str, Any]) -> str:
     return f"{share:6.1%} {when:>11}"
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """A readable table: per rate and scenario, each judge's rate and minutes to verdict."""
+def bare_table(rows: list[dict[str, Any]]) -> str:
+    """Per total rate and scenario, each bare judge's rate and minutes to verdict."""
     head = f"{'rate':>5} {'scenario':<14} {'measure':<10}" + "".join(f" {j:>18}" for j in JUDGES)
     lines = [
-        "rollback rate (A/A: false rollbacks; else: detection) and median/p90 minutes to the",
-        "right verdict (A/A: promotion; else: rollback)",
+        "Bare judges, one canary at half the traffic against an equal baseline, no steps",
+        "(not the shipped path; for comparison with Flagger- and Kayenta-like judges):",
+        "rollback rate (A/A: false rollbacks; else: detection), median/p90 minutes to the",
+        "right verdict",
         head,
         "-" * len(head),
     ]
@@ -232,65 +250,193 @@ def table(rows: list[dict[str, Any]]) -> str:
                 continue
             measure = "detected" if scenario.regression else "false rb"
             cells = "".join(f" {_fmt(index[(rate, scenario.name, j)]):>18}" for j in JUDGES)
-            lines.append(f"{rate:>5} {scenario.name:<14} {measure:<10}{cells}")
+            lines.append(f"{rate:>5g} {scenario.name:<14} {measure:<10}{cells}")
         lines.append("")
     return "\n".join(lines)
 
 
+def _pct_ci(hits: int, n: int) -> str:
+    low, high = wilson(hits, n)
+    return f"{hits / n:6.1%} [{low:5.1%},{high:5.1%}]"
+
+
+def rollout_row(
+    rate: float, scenario: Scenario, outcomes: list[Outcome], refused: bool, seconds: float
+) -> dict[str, Any]:
+    """The figures of the shipped rollout on one rate and scenario, with 95% intervals."""
+    n = len(outcomes)
+    actions = np.array([o.action for o in outcomes])
+    minutes = np.array([o.minutes for o in outcomes])
+    promoted = int(np.sum(actions == "promote"))
+    rolled = int(np.sum(actions == "rollback"))
+    right = minutes[actions == ("rollback" if scenario.regression else "promote")]
+    med = median_interval(right)
+    low, high = wilson(rolled, n)
+    return {
+        "mode": "rollout",
+        "judge": "inferops",
+        "scenario": scenario.name,
+        "rate_rps": rate,
+        "releases": n,
+        "refused_by_plan": refused,
+        "promote_rate": round(promoted / n, 4),
+        "promote_rate_ci95": [round(x, 4) for x in wilson(promoted, n)],
+        "false_rollback_rate": None if scenario.regression else round(rolled / n, 4),
+        "detection_rate": round(rolled / n, 4) if scenario.regression else None,
+        "rollback_rate_ci95": [round(low, 4), round(high, 4)],
+        "minutes_to_verdict_median": round(float(np.median(right)), 2) if len(right) else None,
+        "minutes_to_verdict_median_ci95": [round(x, 2) for x in med] if med else None,
+        "minutes_to_verdict_p90": round(float(np.quantile(right, 0.9)), 2) if len(right) else None,
+        "seconds": round(seconds, 1),
+    }
+
+
+def rollout_table(rows: list[dict[str, Any]]) -> str:
+    """The shipped rollout's table: what the issue's targets are measured on."""
+    head = (
+        f"{'rate':>5} {'scenario':<14} {'releases':>8}  {'promoted [95% CI]':<22} "
+        f"{'rolled back [95% CI]':<22} {'minutes: median [95% CI] / p90':<30}"
+    )
+    lines = [
+        "The rollout as shipped (plan, steps, windows, budget, the rollout machine):",
+        head,
+        "-" * len(head),
+    ]
+    for r in rows:
+        n = r["releases"]
+        promoted = round(r["promote_rate"] * n)
+        rolled = round((r["false_rollback_rate"] or r["detection_rate"] or 0.0) * n)
+        med = r["minutes_to_verdict_median"]
+        ci = r["minutes_to_verdict_median_ci95"]
+        when = (
+            "-"
+            if med is None
+            else f"{med:5.2f} [{ci[0]:.2f},{ci[1]:.2f}] / {r['minutes_to_verdict_p90']:.2f}"
+            if ci
+            else f"{med:5.2f} / {r['minutes_to_verdict_p90']:.2f}"
+        )
+        note = "  (plan refused it before the start)" if r["refused_by_plan"] else ""
+        lines.append(
+            f"{r['rate_rps']:>5g} {r['scenario']:<14} {n:>8}  {_pct_ci(promoted, n):<22} "
+            f"{_pct_ci(rolled, n):<22} {when:<30}{note}"
+        )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One rate and scenario of the rollout simulation."""
+
+    rate: float
+    scenario: int
+    releases: int
+    seed: int
+
+
+_SETTINGS: Settings | None = None
+_SPEC: AnalysisSpec | None = None
+
+
+def _run_job(job: Job) -> tuple[Job, list[Outcome], float]:
+    assert _SETTINGS is not None and _SPEC is not None
+    started = time.perf_counter()
+    outcomes = run_releases(
+        _SPEC, _SETTINGS, job.rate, SCENARIOS[job.scenario], job.releases, job.seed
+    )
+    return job, outcomes, time.perf_counter() - started
+
+
+def environment(name: str) -> tuple[Settings, AnalysisSpec, Path]:
+    """The canary settings and SLO file an environment of inferops.yaml ships."""
+    config = load_config(str(ROOT / "inferops.yaml"))
+    env = config.environments[name]
+    plan = env.canary
+    settings = Settings(
+        steps=tuple(plan.steps),
+        window_s=plan.window_s,
+        warmup_s=plan.warmup_s,
+        budget_s=plan.budget_s,
+    )
+    path = config.path(env.slo_file)
+    return settings, load_spec(path), path
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the table, then the JSON line."""
+    """Run the benchmark and print the tables, then the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--canaries", type=int, default=200, help="canaries per regression cell")
-    parser.add_argument("--aa-canaries", type=int, default=500, help="canaries per A/A cell")
-    parser.add_argument("--rates", default="1,10,100", help="canary req/s, comma-separated")
-    parser.add_argument("--horizon", type=int, default=30, help="minutes before a hold")
+    parser.add_argument("--env", default="aws", help="environment whose settings ship (aws)")
+    parser.add_argument("--releases", type=int, default=200, help="releases per regression")
+    parser.add_argument("--aa-releases", type=int, default=1000, help="A/A releases per rate")
+    parser.add_argument("--rates", default="1,10,100", help="total req/s, comma-separated")
+    parser.add_argument("--bare", type=int, default=100, help="canaries per bare-judge cell")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
-    rates = [int(r) for r in args.rates.split(",")]
+    global _SETTINGS, _SPEC
+    _SETTINGS, _SPEC, slo_path = environment(args.env)
+    rates = [float(r) for r in args.rates.split(",")]
     started = time.perf_counter()
-    thresholds = {rate: p99_threshold(rate, args.seed) for rate in rates}
-    cells = [
-        Cell(
-            rate,
-            i,
-            args.canaries if s.regression else args.aa_canaries,
-            args.seed,
-            args.horizon,
-            thresholds[rate],
-        )
+    plans = {rate: release_plan(_SPEC, _SETTINGS, rate) for rate in rates}
+    for rate, plan in plans.items():
+        print(f"--- inferops release --plan at {rate:g} req/s ({args.env}):\n{plan.describe()}\n")
+    jobs = [
+        Job(rate, i, args.releases if s.regression else args.aa_releases, args.seed + i)
         for rate in rates
         for i, s in enumerate(SCENARIOS)
     ]
-    # The slowest cells first, so the workers finish together.
-    cells.sort(key=lambda c: (c.rate != 10, c.rate != 1, -c.canaries))
+    jobs.sort(key=lambda j: -j.releases / max(j.rate, 1) ** 0.5)
+    with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+        done = list(pool.imap_unordered(_run_job, jobs))
+    order = {(j.rate, j.scenario): (j, o, t) for j, o, t in done}
+    rows = [
+        rollout_row(
+            rate, SCENARIOS[i], order[(rate, i)][1], not plans[rate].fits, order[(rate, i)][2]
+        )
+        for rate in rates
+        for i in range(len(SCENARIOS))
+    ]
+    print(rollout_table(rows))
+    print()
+    thresholds = {rate: p99_threshold(rate / 2, args.seed) for rate in rates}
+    cells = [
+        Cell(rate / 2, i, args.bare, args.seed, 30, thresholds[rate])
+        for rate in rates
+        if rate >= 2
+        for i, _ in enumerate(SCENARIOS)
+    ]
     with multiprocessing.get_context("fork").Pool(args.workers) as pool:
         results = list(pool.imap_unordered(run_cell, cells))
-    rows = sorted(
+    bare = sorted(
         (summarise(r, j) for r in results for j in JUDGES),
         key=lambda r: (r["rate_rps"], r["scenario"], r["judge"]),
     )
+    print(bare_table(bare))
     elapsed = time.perf_counter() - started
-    print(table(rows))
-    print(
-        f"{len(cells)} cells, {sum(c.canaries for c in cells)} canaries per judge, "
-        f"{elapsed:.0f} s with {args.workers} workers; Flagger p99 thresholds: "
-        + ", ".join(f"{r} req/s {t:.1f} s" for r, t in thresholds.items())
-    )
+    print(f"{elapsed:.0f} s with {args.workers} workers")
     print(
         json.dumps(
             {
                 "config": {
-                    "checks": str(CHECKS.name),
-                    "horizon_min": args.horizon,
-                    "look_s": {str(r): LOOK_S.get(r, 30) for r in rates},
-                    "flagger_p99_threshold_s": {str(r): round(t, 3) for r, t in thresholds.items()},
-                    "canaries_aa": args.aa_canaries,
-                    "canaries_regression": args.canaries,
+                    "env": args.env,
+                    "slo_file": slo_path.name,
+                    "steps": list(_SETTINGS.steps),
+                    "window_s": _SETTINGS.window_s,
+                    "warmup_s": _SETTINGS.warmup_s,
+                    "budget_s": _SETTINGS.budget_s,
+                    "live_s": _SETTINGS.live_s,
+                    "plans": {
+                        f"{r:g}": {
+                            "fits": p.fits,
+                            "expected_min": round(p.expected_s / 60, 2) if p.expected_s else None,
+                            "needed_rps": round(p.needed_rps, 2) if p.needed_rps else None,
+                            "coarsened": list(p.coarsened),
+                        }
+                        for r, p in plans.items()
+                    },
                     "seed": args.seed,
                     "seconds": round(elapsed, 1),
                 },
-                "results": rows,
+                "results": rows + bare,
             },
             allow_nan=False,
         )

@@ -11,12 +11,15 @@ The model (per request, all draws independent across requests):
   that for 1% of requests (preemption, KV-cache swapping);
 - latency: TTFT + (output tokens - 1) x TPOT + 5 ms of network: heavy-tailed
   and growing with the answer's length;
-- errors: 0.5% of requests fail fast (0.05 to 2 s, no tokens);
-- cost: $0.50 per 1M input and $1.50 per 1M output tokens.
+- errors: 1% of requests fail fast (0.05 to 2 s, no tokens), on every version;
+- cost: $0.50 per 1M input and $1.50 per 1M output tokens, recorded per request
+  as the load generator does.
 
-A regression multiplies TTFT and TPOT (latency), TTFT only, the output
-tokens, or adds to the error rate. Requests arrive evenly at the given rate;
-the baseline serves the same rate as the canary (equal-sized comparison).
+A regression multiplies TTFT and TPOT (latency), TTFT only, the output tokens
+or the prompt's tokens, or adds to the error rate. ``draw`` spreads requests
+evenly over a stretch for many tracks at once (the bare judge's benchmark);
+``draw_poisson`` takes arrival times (Poisson, from the release simulation)
+and gives one track's ``SampleSet``.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from inferops.analysis.samples import SampleSet
+
 Array = npt.NDArray[np.float64]
 
 PRICES = {"usd_per_1m_input_tokens": 0.5, "usd_per_1m_output_tokens": 1.5}
-BASE_ERROR_RATE = 0.005
+BASE_ERROR_RATE = 0.01
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Scenario:
     latency: float = 1.0
     ttft: float = 1.0
     tokens: float = 1.0
+    inputs: float = 1.0
     errors: float = 0.0
 
     @property
@@ -51,11 +57,11 @@ class Scenario:
 SCENARIOS = (
     Scenario("A/A"),
     Scenario("latency +10%", latency=1.10),
-    Scenario("latency +25%", latency=1.25),
     Scenario("TTFT +10%", ttft=1.10),
-    Scenario("errors +0.5pt", errors=0.005),
     Scenario("errors +2pt", errors=0.02),
+    Scenario("errors +0.5pt", errors=0.005),
     Scenario("tokens +20%", tokens=1.20),
+    Scenario("prompt +20%", inputs=1.20),
 )
 BASELINE = Scenario("baseline")
 
@@ -72,18 +78,11 @@ class Block:
     input_tokens: Array
 
 
-def draw(
-    rng: np.random.Generator,
-    tracks: int,
-    requests: int,
-    start_s: float,
-    span_s: float,
-    change: Scenario,
-) -> Block:
-    """``requests`` requests per track arriving evenly over ``[start_s, start_s + span_s)``."""
-    shape = (tracks, requests)
-    ts = np.broadcast_to(start_s + (np.arange(requests) + 0.5) * span_s / requests, shape)
-    inputs = np.clip(np.round(rng.lognormal(np.log(400), 0.8, shape)), 16, 8192)
+def _requests(
+    rng: np.random.Generator, shape: tuple[int, ...], change: Scenario
+) -> dict[str, Array]:
+    """The per-request model, for requests of the given shape."""
+    inputs = np.clip(np.round(rng.lognormal(np.log(400), 0.8, shape) * change.inputs), 16, 8192)
     outputs = np.clip(np.round(rng.lognormal(np.log(180), 0.7, shape) * change.tokens), 1, 2048)
     queued = rng.random(shape) < 0.03
     ttft = (0.05 + 0.15e-3 * inputs) * rng.lognormal(0.0, 0.3, shape)
@@ -98,15 +97,46 @@ def draw(
     tpot = tpot * change.latency
     latency = ttft + (outputs - 1) * tpot + 0.005
     failed = rng.random(shape) < BASE_ERROR_RATE + change.errors
-    latency = np.where(failed, rng.uniform(0.05, 2.0, shape), latency)
+    outputs = np.where(failed, 0.0, outputs)
+    cost = (
+        inputs * PRICES["usd_per_1m_input_tokens"] + outputs * PRICES["usd_per_1m_output_tokens"]
+    ) / 1e6
+    return {
+        "latency_s": np.where(failed, rng.uniform(0.05, 2.0, shape), latency),
+        "ttft_s": np.where(failed, np.nan, ttft),
+        "ok": ~failed,
+        "output_tokens": outputs,
+        "input_tokens": inputs,
+        "cost_usd": cost,
+    }
+
+
+def draw(
+    rng: np.random.Generator,
+    tracks: int,
+    requests: int,
+    start_s: float,
+    span_s: float,
+    change: Scenario,
+) -> Block:
+    """``requests`` requests per track arriving evenly over ``[start_s, start_s + span_s)``."""
+    shape = (tracks, requests)
+    ts = np.broadcast_to(start_s + (np.arange(requests) + 0.5) * span_s / requests, shape)
+    r = _requests(rng, shape, change)
     return Block(
         ts=np.array(ts),
-        latency_s=latency,
-        ttft_s=np.where(failed, np.nan, ttft),
-        ok=~failed,
-        output_tokens=np.where(failed, 0.0, outputs),
-        input_tokens=inputs,
+        latency_s=r["latency_s"],
+        ttft_s=r["ttft_s"],
+        ok=r["ok"],
+        output_tokens=r["output_tokens"],
+        input_tokens=r["input_tokens"],
     )
+
+
+def draw_poisson(rng: np.random.Generator, times: Array, change: Scenario, track: str) -> SampleSet:
+    """One track's requests arriving at ``times``."""
+    r = _requests(rng, (len(times),), change)
+    return SampleSet.from_columns(track, ts=times, **r)
 
 
 def minute_aggregates(block: Block) -> dict[str, Array]:

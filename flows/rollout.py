@@ -8,6 +8,7 @@ or, after the last step, promote.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from inferops import rollout as steps
+from inferops.analysis.machine import Action, Answer, RolloutMachine
+from inferops.analysis.release_plan import PlanRefused
 from inferops.analysis.spec import AnalysisSpec
-from inferops.analysis.verdict import Decision, Verdict
 from inferops.config import load_config
 from inferops.environments import Target, open_target
 from inferops.gitops import history, messages
@@ -45,7 +47,7 @@ def wait_live(target: Target, sha: str) -> None:
 
 @dataclass(frozen=True)
 class Window:
-    """One load window: when the analysis starts and ends, and the requests it recorded."""
+    """One load window: when it ran and the requests it recorded."""
 
     start: float
     end: float
@@ -53,8 +55,8 @@ class Window:
 
 
 @task
-def drive_load(target: Target, label: str) -> Window:
-    """Drive the step's load through the router; the analysis window it covers."""
+def drive_load(target: Target, label: str, seconds: float) -> Window:
+    """Drive ``seconds`` of the step's load through the router."""
     plan = target.env.canary
     profile = load_profile(target.config.path(plan.load_profile))
     started = time.time()
@@ -62,8 +64,11 @@ def drive_load(target: Target, label: str) -> Window:
         target.router_url,
         profile,
         target.state_dir / "loadtests" / label,
-        duration_s=plan.window_s + plan.warmup_s,
-        env={"INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens)},
+        duration_s=seconds,
+        env={
+            "INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens),
+            **({"INFEROPS_LOAD_PRICES": _prices(target)} if target.slos().cost else {}),
+        },
     )
     get_run_logger().info(
         "load %s: %d requests (%s)",
@@ -71,70 +76,58 @@ def drive_load(target: Target, label: str) -> Window:
         result.requests,
         ", ".join(f"{k} {v}" for k, v in sorted(result.by_track.items())),
     )
-    return Window(started + plan.warmup_s, time.time(), result.samples_path)
+    return Window(started, time.time(), result.samples_path)
 
 
-@task
-def analyse(
-    target: Target,
-    spec: AnalysisSpec,
-    image: str,
-    step: list[Window],
-    previous: Verdict | None,
-) -> Verdict:
-    """Judge the canary on the step's windows so far (samples first, metrics otherwise)."""
-    steps.settle(target.scrape_interval_s)
-    first, last = step[0], step[-1]
-    metrics = steps.measure(
-        target.metrics(),
-        target.track_labels("canary", image),
-        target.track_labels("stable"),
-        (first.start, last.end),
-        spec.min_requests,
+def _prices(target: Target) -> str:
+    cost = target.slos().cost
+    return json.dumps(cost.model_dump() if cost else {})
+
+
+def _publish(release_id: str, answer: Answer) -> None:
+    verdict = answer.verdict
+    rows = "\n".join(
+        f"| {c.label} | {c.outcome.value} | {p.towards_pass:.0%} | {p.towards_fail:.0%} "
+        f"| {c.detail} |"
+        for c, p in zip(verdict.checks, answer.progress, strict=True)
     )
-    step_rows = [r for w in step for r in steps.since(read_samples(w.samples), w.start)]
-    verdict = steps.judge_step(spec, step_rows, metrics, previous)
-    get_run_logger().info("verdict: %s: %s", verdict.decision.value, verdict.reason)
-    return verdict
-
-
-def _publish(release_id: str, index: int, label: str, verdict: Verdict) -> None:
-    rows = "\n".join(f"| {c.metric} | {c.outcome.value} | {c.detail} |" for c in verdict.checks)
     create_markdown_artifact(
-        key=f"verdict-{release_id}-step-{index}",
+        key=f"verdict-{release_id}-step-{answer.step + 1}",
         markdown=(
-            f"## {release_id} {label}: **{verdict.decision.value}**\n\n{verdict.reason}\n\n"
-            "| check | outcome | evidence |\n|---|---|---|\n" + rows
+            f"## {release_id} step {answer.step + 1} ({answer.weight}%): "
+            f"**{answer.action.value}**\n\n{answer.reason}\n\n"
+            "| check | outcome | evidence to pass | evidence to fail | statistics |\n"
+            "|---|---|---|---|---|\n" + rows
         ),
-        description=f"canary verdict of {release_id} at {label}",
+        description=f"canary verdict of {release_id} at step {answer.step + 1}",
     )
 
 
-def _judge_step(
-    target: Target,
-    spec: AnalysisSpec,
-    release_id: str,
-    index: int,
-    weight: int,
-    image: str,
-) -> Verdict:
-    """Load and judge one step until it passes, fails, or runs out of extensions.
+def _progress_line(answer: Answer) -> str:
+    return ", ".join(
+        f"{p.check} {p.outcome.value} ({p.towards_pass:.0%} to pass, n={p.canary_n})"
+        for p in answer.progress
+    )
 
-    ``promote`` from the judge means the step passed; ``continue`` and ``hold`` mean
-    more evidence is needed, so the window is extended (an extension adds to the step's
-    earlier windows, never discards them).
-    """
-    step: list[Window] = []
-    verdict: Verdict | None = None
-    for attempt in range(1 + target.env.canary.max_extensions):
-        window = drive_load(target, f"{release_id}-step{index}-{attempt}")
-        step.append(window)
-        verdict = analyse(target, spec, image, step, verdict)
-        _publish(release_id, index, f"step {index} ({weight}%)", verdict)
-        if verdict.decision in (Decision.PROMOTE, Decision.ROLLBACK):
-            return verdict
-    assert verdict is not None
-    return verdict
+
+def _judge_step(target: Target, machine: RolloutMachine, release_id: str, index: int) -> Answer:
+    """Load and judge one step until the machine moves on, promotes or rolls back."""
+    settings = target.env.canary
+    machine.step_live(time.time())
+    window = 0
+    while True:
+        seconds = settings.window_s + (settings.warmup_s if window == 0 else 0.0)
+        loaded = drive_load(target, f"{release_id}-step{index}-{window}", seconds)
+        canary, stable = steps.tracks_of(read_samples(loaded.samples))
+        machine.observe(canary, stable)
+        answer = machine.decide(time.time())
+        _publish(release_id, answer)
+        logger = get_run_logger()
+        logger.info("%s: %s", answer.action.value, answer.reason.split(" Evidence: ")[0])
+        logger.info("evidence: %s", _progress_line(answer))
+        if answer.action is not Action.GATHER:
+            return answer
+        window += 1
 
 
 def _describe(image: str, env: tuple[tuple[str, str], ...]) -> str:
@@ -154,34 +147,40 @@ def _steps(
     repo = target.repo()
     stable = steps.current_state(repo).stable
     settings = target.env.canary
-    plan = steps.plan(
+    planned = steps.plan(
         settings.steps,
         stable.replicas,
         target.canary_replicas,
         settings.warmup_s,
         settings.capacity,
     )
-    total = len(plan)
-    get_run_logger().info(
-        "plan: %s",
-        ", ".join(
-            f"{s.weight}% ({s.canary_replicas} canary / {s.stable_replicas} stable)" for s in plan
-        ),
+    plan = steps.release_plan(spec, planned, settings, *_traffic(target))
+    get_run_logger().info("plan:\n%s", plan.describe())
+    if not plan.fits:
+        raise PlanRefused(f"{release_id} refused before it started: {plan.refusal()}")
+    machine = RolloutMachine(
+        plan.spec,
+        [s.machine for s in plan.steps],
+        budget_s=settings.budget_s,
+        started_at=time.time(),
+        warmup_s=settings.warmup_s,
     )
+    total = len(planned)
     reason = (
         f"{release_id} starts: canary {_describe(candidate.image, candidate.env)} "
         f"against stable {_describe(stable.image, stable.env)}."
     )
     verdict_so_far = "start"
-    for index, planned in enumerate(plan, start=1):
-        weight = planned.weight
-        state = steps.at_step(steps.current_state(repo), candidate, planned)
+    answer: Answer | None = None
+    for index, step in enumerate(planned, start=1):
+        weight = step.weight
+        state = steps.at_step(steps.current_state(repo), candidate, step)
         message = messages.step(
             release_id, index, total, weight, candidate.image, verdict_so_far, reason
         )
         try:
             wait_live(target, record(state, message))
-            verdict = _judge_step(target, spec, release_id, index, weight, candidate.image)
+            answer = _judge_step(target, machine, release_id, index)
         except Exception as exc:
             # Fail safe: a step that cannot be judged is withdrawn before the error is reported.
             reason = f"step {index} ({weight}%) failed: {exc}"
@@ -191,38 +190,58 @@ def _steps(
             )
             wait_live(target, sha)
             raise
-        outcome = "passed" if verdict.decision is Decision.PROMOTE else verdict.decision.value
-        reason = f"step {index} ({weight}%) {outcome}: {verdict.reason}"
-        if verdict.decision is not Decision.PROMOTE:
-            if verdict.decision is not Decision.ROLLBACK:
-                reason += " Evidence stayed short after every extension: never promote on it."
+        reason = f"step {index} ({weight}%): {answer.reason}"
+        if answer.action is Action.ROLLBACK:
             sha = record(
                 steps.rolled_back(steps.current_state(repo), stable.replicas),
                 messages.rollback(release_id, index, total, candidate.image, stable.image, reason),
             )
             wait_live(target, sha)
-            return {
-                "release_id": release_id,
-                "decision": "rollback",
-                "revision": sha,
-                "verdict": verdict.to_dict(),
-                "step": index,
-                "weight": weight,
-            }
+            return _result(release_id, "rollback", sha, answer, index, weight)
+        if answer.action is Action.PROMOTE:
+            break
         verdict_so_far = "continue"
+    assert answer is not None and answer.action is Action.PROMOTE
     sha = record(
-        steps.promoted(steps.current_state(repo), max(stable.replicas, plan[-1].canary_replicas)),
+        steps.promoted(
+            steps.current_state(repo), max(stable.replicas, planned[-1].canary_replicas)
+        ),
         messages.promote(release_id, total, candidate.image, reason),
     )
     wait_live(target, sha)
+    return _result(release_id, "promote", sha, answer, total, 100)
+
+
+def _result(
+    release_id: str, decision: str, sha: str, answer: Answer, step: int, weight: int
+) -> dict[str, Any]:
     return {
         "release_id": release_id,
-        "decision": "promote",
+        "decision": decision,
         "revision": sha,
-        "verdict": verdict.to_dict(),
-        "step": total,
-        "weight": 100,
+        "reason": answer.reason,
+        "verdict": answer.verdict.to_dict(),
+        "step": step,
+        "weight": weight,
     }
+
+
+def _traffic(target: Target) -> tuple[float | None, str]:
+    """The total traffic the plan expects: configured, else the real traffic the metrics show."""
+    configured = target.env.canary.expected_rps
+    if configured:
+        return configured, "configured expected_rps"
+    if not target.on_cluster:
+        # Locally the load generator is all the traffic there is, and what the metrics hold
+        # of the last minutes is an earlier release's load, not the next one's.
+        return None, "the load generator's, measured as the release runs"
+    try:
+        seen = target.metrics().window_stats(target.track_labels("stable"), 600.0, time.time())
+    except Exception as exc:  # the plan can do without it: the budget still holds
+        get_run_logger().warning("could not read the recent traffic (%s); planning without", exc)
+        return None, "unknown"
+    rate = seen.requests / 600.0
+    return (rate, "metrics provider, last 10 min") if rate > 0 else (None, "unknown")
 
 
 @flow(name="rollout")

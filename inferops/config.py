@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -112,9 +112,24 @@ class CanaryPlan(_Strict):
     """How a canary advances: the traffic steps and how long each is judged."""
 
     steps: list[Annotated[int, Field(gt=0, le=100)]] = Field(default=[10, 25, 50, 100])
-    window_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    window_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=10.0,
+        description="Seconds of load between two looks of the judge, and the least time "
+        "each step is judged (longer where the canary needs it to serve enough requests).",
+    )
     warmup_s: Annotated[float, Field(ge=0, le=600)] = 1.0
-    max_extensions: Annotated[int, Field(ge=0, le=20)] = 2
+    budget_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=1800.0,
+        description="The release's time budget: a canary whose evidence stays unclear this "
+        "long is rolled back, and a plan expected to need more than a third of it is refused "
+        "before it starts, saying what traffic would make it fit.",
+    )
+    expected_rps: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="Total traffic through the router during a release (real plus the load "
+        "generator's), for the plan; unset: what the metrics provider shows of the last "
+        "10 minutes, plus nothing for the load generator.",
+    )
     live_timeout_s: Annotated[float, Field(gt=0)] = 120.0
     load_profile: Path = Path("loadtests/profiles/step.yaml")
     max_tokens: Annotated[int, Field(ge=1, le=4096)] = Field(
@@ -125,6 +140,16 @@ class CanaryPlan(_Strict):
         description="Plan steps on whole replicas within the GPUs held, scaling the stable "
         "down no faster than its share of traffic allows; unset keeps replicas fixed.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_extensions(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_extensions" in data:
+            raise ValueError(
+                "max_extensions was replaced by budget_s, the release's time budget in seconds "
+                "(each step now gathers evidence until it is clear, within that budget)"
+            )
+        return data
 
     @field_validator("steps")
     @classmethod

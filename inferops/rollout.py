@@ -9,23 +9,18 @@ verdict that would allow anything else.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from inferops.analysis.evidence import WindowStats
-from inferops.analysis.judge import judge
 from inferops.analysis.planning import Capacity, plan_steps
-from inferops.analysis.sample_judge import judge_samples
-from inferops.analysis.samples import split_tracks
+from inferops.analysis.release_plan import ReleasePlan, plan_release
+from inferops.analysis.samples import SampleSet, split_tracks
 from inferops.analysis.spec import AnalysisSpec
-from inferops.analysis.verdict import Verdict
-from inferops.config import CapacitySettings
+from inferops.config import CanaryPlan, CapacitySettings
 from inferops.gitops import history, messages
 from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, write_state
 from inferops.gitops.repo import GitOpsRepo
-from inferops.metrics import MetricsProvider
 
 
 @dataclass(frozen=True)
@@ -152,74 +147,26 @@ def converge(repo: GitOpsRepo) -> str | None:
     return commit_state(repo, rolled_back(state), msg)
 
 
-def measure(
-    metrics: MetricsProvider,
-    canary: Mapping[str, str],
-    stable: Mapping[str, str],
-    window: tuple[float, float],
-    min_requests: int,
-) -> tuple[WindowStats, WindowStats | None]:
-    """Canary and baseline figures for a load window (start, end) in unix time.
-
-    ``canary`` and ``stable`` are the labels that select each track's series. The
-    baseline is the stable version over the same window, or None when it served
-    too little there to compare with (at 100% the canary takes all traffic).
-    """
-    start, end = window
-    span = max(1.0, end - start)
-    measured = metrics.window_stats(dict(canary), span, end)
-    baseline = metrics.window_stats(dict(stable), span, end)
-    return measured, baseline if baseline.requests >= min_requests else None
-
-
-def settle(scrape_interval_s: float) -> None:
-    """Wait until the last samples of a window have been scraped."""
-    time.sleep(2 * scrape_interval_s + 0.5)
-
-
-INTERVAL_METRICS = frozenset(
-    {"error_rate", "latency_p50_s", "latency_p95_s", "latency_p99_s", "ttft_p95_s"}
-)
-"""The checks that per-interval aggregates (a metrics provider) can answer."""
-
-
-def since(rows: Sequence[Mapping[str, Any]], start: float) -> list[Mapping[str, Any]]:
-    """The samples of requests started at or after ``start`` (drops a warm-up)."""
-    return [r for r in rows if float(r.get("ts", 0.0)) >= start]
-
-
-def absolute_only(spec: AnalysisSpec) -> AnalysisSpec:
-    """The checks against absolute SLOs alone, for a step without a concurrent baseline.
-
-    A baseline measured earlier, under another load, is no comparison: at 100% the
-    canary serves all the traffic the stable version shared with it before.
-    """
-    relative = {"max_ratio": None, "min_ratio": None, "max_increase": None, "max_decrease": None}
-    kept = [c.model_copy(update=relative) for c in spec.checks if (c.max or c.min) is not None]
-    return spec.model_copy(update={"checks": kept}) if kept else spec
-
-
-def judge_step(
+def release_plan(
     spec: AnalysisSpec,
-    step_rows: Sequence[Mapping[str, Any]],
-    window: tuple[WindowStats, WindowStats | None],
-    previous: Verdict | None,
-) -> Verdict:
-    """Judge a step: on per-request samples when the load generator has them, else on metrics.
+    planned: Sequence[PlannedStep],
+    settings: CanaryPlan,
+    rate_rps: float | None,
+    rate_source: str,
+) -> ReleasePlan:
+    """The release planned from its traffic: the machine's steps, expected time, fit."""
+    return plan_release(
+        spec,
+        [(s.weight, s.canary_replicas, s.stable_replicas) for s in planned],
+        window_s=settings.window_s,
+        budget_s=settings.budget_s,
+        rate_rps=rate_rps,
+        rate_source=rate_source,
+    )
 
-    ``promote`` means the step passed. The baseline is the stable version's requests in
-    the same windows; without enough of them only the absolute SLOs are judged.
-    """
-    tracks = split_tracks(step_rows)
-    canary = tracks.get("canary")
-    if canary is not None and len(canary):
-        baseline = tracks.get("stable")
-        if baseline is None or len(baseline) < spec.min_requests:
-            return judge_samples(canary, None, absolute_only(spec), previous=previous)
-        return judge_samples(canary, baseline, spec, previous=previous)
-    answerable = [c for c in spec.checks if c.metric in INTERVAL_METRICS]
-    # Without a check the metrics can answer, the full spec makes the judge hold: no data.
-    interval = spec.model_copy(update={"checks": answerable}) if answerable else spec
-    if window[1] is None:
-        interval = absolute_only(interval)
-    return judge(window[0], window[1], interval, final=True)
+
+def tracks_of(rows: Sequence[Mapping[str, Any]]) -> tuple[SampleSet, SampleSet]:
+    """The canary's and the stable's requests among the load generator's samples."""
+    tracks = split_tracks(rows)
+    empty = SampleSet.concat([], "canary")
+    return tracks.get("canary", empty), tracks.get("stable", SampleSet.concat([], "stable"))

@@ -8,8 +8,15 @@ Contract (``inferops.loadtest.run_load`` relies on it):
 - Every request becomes one sample: ``ts`` (unix start time), ``latency_s``
   (until the whole answer was read), ``ttft_s`` (streaming only, else null),
   ``status`` (0 when no HTTP answer came), ``track`` and ``version`` (from the
-  ``x-inferops-track``/``x-inferops-version`` headers), ``output_tokens``
-  (from ``usage``), ``ok``, plus ``stream`` and ``error`` (why it was not ok).
+  ``x-inferops-track``/``x-inferops-version`` headers), ``input_tokens`` and
+  ``output_tokens`` (``usage.prompt_tokens``/``completion_tokens`` of the answer;
+  a stream asks for ``stream_options.include_usage`` and reads the usage chunk
+  the service sends before ``[DONE]``; null when the answer carried none),
+  ``cost_usd`` (the request's price from ``INFEROPS_LOAD_PRICES``, null when no
+  price table is set), ``ok``, plus ``stream`` and ``error`` (why it was not ok).
+  A request is priced as ``CostModel`` prices a sample: ``usd_per_request``
+  plus its known tokens at their per-1M prices, so a failed request without
+  usage costs ``usd_per_request`` and nothing more.
   Samples are kept in memory and written as JSON lines to
   ``INFEROPS_SAMPLES_FILE`` when locust quits (in batches on long runs).
 - HTTP errors from the service are data: they count as failures in the
@@ -28,12 +35,20 @@ Configuration (environment variables):
   (0..1, default 0.5), ``INFEROPS_LOAD_THINK_S`` (longest pause between a
   user's requests, default 0.1), ``INFEROPS_LOAD_TIMEOUT_S`` (per request,
   default 120), ``INFEROPS_LOAD_API_KEY`` (sent as a bearer token if set).
+- ``INFEROPS_LOAD_PRICES``: the price table behind ``cost_usd``, a JSON object
+  with any of ``usd_per_1m_input_tokens``, ``usd_per_1m_output_tokens`` and
+  ``usd_per_request`` (non-negative numbers, missing ones 0), e.g.
+  ``{"usd_per_1m_input_tokens": 0.5, "usd_per_1m_output_tokens": 1.5}``.
+
+A variable holding a value the load generator cannot use raises ``ConfigError``
+naming it, so locust exits 1 before sending anything.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -83,6 +98,23 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Prices:
+    """What a request costs: the fields of ``CostModel`` in ``inferops.analysis.spec``."""
+
+    usd_per_1m_input_tokens: float = 0.0
+    usd_per_1m_output_tokens: float = 0.0
+    usd_per_request: float = 0.0
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float:
+        """The price of one request in USD; a token count not known counts as none."""
+        return (
+            self.usd_per_request
+            + (input_tokens or 0) * self.usd_per_1m_input_tokens / 1e6
+            + (output_tokens or 0) * self.usd_per_1m_output_tokens / 1e6
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     """What the environment asked this load generator to do."""
 
@@ -94,6 +126,7 @@ class Config:
     api_key: str | None
     samples_file: Path | None
     stages: tuple[Stage, ...]
+    prices: Prices | None
 
 
 def _number(name: str, default: float, low: float, high: float = float("inf")) -> float:
@@ -124,6 +157,33 @@ def _stages(raw: str | None) -> tuple[Stage, ...]:
         ) from None
 
 
+_PRICE_FIELDS = ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens", "usd_per_request")
+
+
+def _price(name: str, value: Any) -> float:
+    # bool is an int to Python, but `true` is no price; NaN and infinity are none either.
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and math.isfinite(value) and value >= 0:
+        return float(value)
+    raise ConfigError(f"INFEROPS_LOAD_PRICES: {name}={value!r} must be a non-negative number")
+
+
+def _prices(raw: str | None) -> Prices | None:
+    if not raw:
+        return None
+    expected = f"a JSON object with any of {', '.join(_PRICE_FIELDS)}"
+    try:
+        table = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"INFEROPS_LOAD_PRICES must be {expected}: {exc}") from None
+    if not isinstance(table, dict):
+        raise ConfigError(f"INFEROPS_LOAD_PRICES must be {expected}, not {raw!r}")
+    unknown = sorted(set(table) - set(_PRICE_FIELDS))
+    if unknown:
+        raise ConfigError(f"INFEROPS_LOAD_PRICES: unknown field(s) {unknown}; expected {expected}")
+    return Prices(**{name: _price(name, value) for name, value in table.items()})
+
+
 def load_config() -> Config:
     """Read the load generator's configuration from the environment."""
     samples_file = os.environ.get("INFEROPS_SAMPLES_FILE")
@@ -136,6 +196,7 @@ def load_config() -> Config:
         api_key=os.environ.get("INFEROPS_LOAD_API_KEY") or None,
         samples_file=Path(samples_file) if samples_file else None,
         stages=_stages(os.environ.get("INFEROPS_LOAD_STAGES")),
+        prices=_prices(os.environ.get("INFEROPS_LOAD_PRICES")),
     )
 
 
@@ -183,6 +244,16 @@ def _header(response: Any, name: str) -> str | None:
     return headers.get(name) if headers else None
 
 
+def _tokens(usage: Any) -> tuple[int | None, int | None]:
+    """(input, output) tokens of an OpenAI ``usage`` object; a count it lacks is None."""
+
+    def count(name: str) -> int | None:
+        value = usage.get(name) if isinstance(usage, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return count("prompt_tokens"), count("completion_tokens")
+
+
 def _http_problem(response: Any) -> str:
     status = response.status_code
     if not status:
@@ -217,13 +288,13 @@ class ChatUser(FastHttpUser):
         started, t0 = time.time(), time.perf_counter()
         with self.client.post(ROUTE, json=body, name="chat", catch_response=True) as response:
             latency = time.perf_counter() - t0
-            tokens: int | None = None
+            tokens: tuple[int | None, int | None] = (None, None)
             problem: str | None = None
             if response.status_code == 200:
                 try:
                     payload = json.loads(response.content or b"")
                     _ = payload["choices"][0]["message"]
-                    tokens = payload.get("usage", {}).get("completion_tokens")
+                    tokens = _tokens(payload.get("usage"))
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                     problem = f"malformed completion: {exc!r}"
             else:
@@ -242,7 +313,7 @@ class ChatUser(FastHttpUser):
             catch_response=True,
         ) as response:
             ttft: float | None = None
-            tokens: int | None = None
+            tokens: tuple[int | None, int | None] = (None, None)
             problem: str | None = None
             if response.status_code != 200:
                 problem = _http_problem(response)
@@ -270,8 +341,10 @@ class ChatUser(FastHttpUser):
                             for choice in chunk.get("choices") or ()
                         ):
                             ttft = time.perf_counter() - t0
+                        # With include_usage every chunk says "usage": null but the last
+                        # before [DONE], which carries the whole request's counts.
                         if chunk.get("usage"):
-                            tokens = chunk["usage"].get("completion_tokens")
+                            tokens = _tokens(chunk["usage"])
                 except (
                     OSError,
                     HTTPException,
@@ -296,7 +369,7 @@ class ChatUser(FastHttpUser):
         started: float,
         latency: float,
         ttft: float | None,
-        tokens: int | None,
+        tokens: tuple[int | None, int | None],
         problem: str | None,
         *,
         stream: bool,
@@ -305,6 +378,8 @@ class ChatUser(FastHttpUser):
             response.success()
         else:
             response.failure(problem)
+        input_tokens, output_tokens = tokens
+        cost = None if CONFIG.prices is None else CONFIG.prices.cost(input_tokens, output_tokens)
         RECORDER.add(
             {
                 "ts": round(started, 6),
@@ -313,7 +388,9 @@ class ChatUser(FastHttpUser):
                 "status": response.status_code,
                 "track": _header(response, "x-inferops-track"),
                 "version": _header(response, "x-inferops-version"),
-                "output_tokens": tokens,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cost_usd": cost,
                 "ok": problem is None,
                 "stream": stream,
                 "error": problem,

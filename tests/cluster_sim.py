@@ -79,6 +79,7 @@ from inferops.builders.local import BuildError, unpack
 from inferops.platforms.local_agent import reload_nginx, serve_command
 from inferops.platforms.local_render import (
     Pod,
+    render_idle_upstreams,
     render_nginx,
     render_prometheus,
     render_redis,
@@ -104,7 +105,7 @@ EXTRA_KINDS = (
     ("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
     ("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
 )
-_NO_UPSTREAM = "upstream inferops_service { server 127.0.0.1:9 down; }\n"
+_NO_UPSTREAM = render_idle_upstreams()
 # fieldRef metadata.name: the pod's name is known only when it starts.
 _POD_NAME = "\0pod-name\0"
 

@@ -76,7 +76,7 @@ environments:
     canary:
       steps: {steps}
       window_s: {window_s}
-      max_extensions: 6
+      budget_s: 300
       load_profile: {ROOT / "loadtests/profiles/step.yaml"}
     slo_file: {ROOT / "loadtests/slos.yaml"}
     manifests: {{source: {ROOT / "gitops/overlays/local"}, policies: false}}

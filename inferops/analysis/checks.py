@@ -9,7 +9,19 @@ check fails if a comparison fails and passes when every comparison it could
 make passed; without canary values (or, for a relative-only check, without a
 baseline) it has no data.
 
-How each kind of metric is compared (``bad`` = the regression's direction):
+**Strata.** A relative comparison may draw on several strata: the steps of a
+release, each a concurrent comparison of canary and baseline under one traffic
+split. Each stratum gives an ``Estimate``, the effect in the bad direction on
+the comparison's scale (a log ratio, or points for rates) with its variance;
+the strata combine by inverse-variance weighting, as a stratified test does,
+so a step's load and traffic mix never leak into another's comparison while
+the information of every step adds up. With one stratum this is the plain
+two-sample test. Absolute comparisons read the canary's requests of every
+stratum together: a share of bad requests beyond a bound is the same bound
+whatever the step.
+
+How each kind of metric is compared within a stratum (``bad`` = the
+regression's direction):
 
 - rates (error rate, goodput): relative, the difference of shares with
   Agresti-Caffo estimates (one pseudo-event and one pseudo-success per side,
@@ -19,22 +31,24 @@ How each kind of metric is compared (``bad`` = the regression's direction):
   tokens, output tokens/s): Mann-Whitney on log values, i.e. a ratio scale,
   at the allowed shift and at the shift worth detecting; the information
   scale is read from the gap between those two statistics, so ties and
-  heavy tails need no model. The Hodges-Lehmann shift gives the effect as a
-  ratio with its 95% interval.
+  heavy tails need no model, and the effect is the shift at which the rank
+  statistic would be centred.
 - quantiles (p50/p95/p99): absolute, the share of requests beyond the SLO
   against ``1 - q`` (exact); relative, exceedances of the pooled quantile.
-
-Each relative comparison reports the minimum sample of its regression worth
-detecting (``inferops.analysis.sample_size``); absolute comparisons against
-a share need none, as their exact test is valid at any sample size.
 - totals (cost per 1K requests, per 1M output tokens): log-ratios of means
   with delta-method standard errors.
+
+Each relative comparison reports the minimum sample a fixed-sample test would
+need for its regression worth detecting (``inferops.analysis.sample_size``),
+for people to read; no decision waits on it, since the sequential pass test
+itself demands that evidence. Absolute comparisons against a share need
+none, as their exact test is valid at any sample size.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +79,6 @@ from inferops.analysis.stats import (
     hodges_lehmann_sorted,
     mann_whitney_sorted,
     quantile_test,
-    two_proportions,
     wilson_interval,
 )
 from inferops.analysis.verdict import CheckResult, Comparison, Outcome
@@ -159,7 +172,7 @@ def _verdict_text(name: str, effect: str, look: TwoSided, allowed: str, worth: s
 # interval-based scale is as small, and the max changes nothing) or a pinned statistic.
 _PINNED = 1.0
 _MIN_SE = 1e-6  # log units: identical samples carry all the information they can
-_Z95 = 1.959963984540054
+_MIN_VARIANCE = _MIN_SE**2
 
 
 def _log_quantile_se(sorted_logs: FloatArray, q: float) -> float:
@@ -188,65 +201,6 @@ def _robust_sd(values: FloatArray) -> float:
 
 def _ratio_of_sides(n_canary: int, n_baseline: int) -> float:
     return n_baseline / n_canary if n_canary else 1.0
-
-
-# --- whole distributions ------------------------------------------------------------------
-
-
-def _location(check: Check, c: FloatArray, b: FloatArray, limits: Limits) -> _Part:
-    sign = 1.0 if check.bad == "increase" else -1.0
-    allowed = check.allowed_ratio or 1.0
-    theta_fail = math.log(allowed)
-    tau = math.log(1 + check.worth)
-    x, y = _logs(c, sign), _logs(b, sign)
-    z_fail = mann_whitney_sorted(x, y, theta_fail, continuity=False).z
-    z_worth = mann_whitney_sorted(x, y, theta_fail + tau, continuity=False).z
-    # The statistic moves by tau / se between the two shifts: that gap is the information
-    # scale (nu = (tau / se)^2) without assuming a distribution.
-    nu = (z_fail - z_worth) ** 2
-    if nu < _PINNED:
-        # Both shifts lie (nearly) beyond every observed difference (the canary is far
-        # better, or far worse, than both limits): the rank statistic is pinned at its
-        # extreme and hardly moves between them, which says nothing about the scale. The
-        # Hodges-Lehmann interval of the shift still measures it.
-        hl = hodges_lehmann_sorted(x, y, 0.95)
-        nu = max(nu, (tau / max((hl.high - hl.low) / (2 * _Z95), _MIN_SE)) ** 2)
-    look = normal_two_sided(z_fail, -z_worth, nu, limits.alpha, limits.beta)
-    ratio: float | None = None
-    low: float | None = None
-    high: float | None = None
-    effect = f"undescribed (rank statistic {z_fail:+.2f} at the allowed ratio)"
-    if limits.describe:
-        shift = hodges_lehmann_sorted(
-            np.sort(np.log(np.maximum(c, 1e-9))), np.sort(np.log(np.maximum(b, 1e-9))), 0.95
-        )
-        ratio, low, high = math.exp(shift.estimate), math.exp(shift.low), math.exp(shift.high)
-        effect = f"{_pct(ratio)} vs baseline (95% CI {_pct(low)} to {_pct(high)})"
-    required = size.location_sample_size(
-        _robust_sd(y), tau, limits.alpha, limits.beta, _ratio_of_sides(len(c), len(b))
-    )
-    bound = allowed * (1 + check.worth) if sign > 0 else 1 / (allowed * (1 + check.worth))
-    allowed_side = allowed if sign > 0 else 1 / allowed
-    comparison = Comparison(
-        against="baseline",
-        method="Mann-Whitney on log values (mixture SPRT); Hodges-Lehmann ratio",
-        fails_if=f"canary {'above' if sign > 0 else 'below'} {allowed_side:.3g}x baseline",
-        passes_if=f"canary {'below' if sign > 0 else 'above'} {bound:.3g}x baseline",
-        estimate=ratio,
-        low=low,
-        high=high,
-        z_fail=z_fail,
-        p_fail=look.p_fail,
-        alpha=limits.alpha,
-        z_pass=-z_worth,
-        p_pass=look.p_pass,
-        beta=limits.beta,
-        canary_n=len(c),
-        baseline_n=len(b),
-        required_n=required,
-    )
-    text = _verdict_text(label(check.metric), effect, look, _pct(allowed_side), _pct(bound))
-    return _Part(comparison, look, text)
 
 
 # --- shares of bad requests ---------------------------------------------------------------
@@ -301,173 +255,6 @@ def _share_vs_slo(
     return _Part(comparison, look, text)
 
 
-def _rate(
-    check: Check, canary: SampleSet, baseline: SampleSet | None, limits: Limits
-) -> list[_Part]:
-    parts: list[_Part] = []
-    name = label(check.metric)
-    x_c, n_c = _bad_events(check, canary)
-    if n_c == 0:
-        return parts
-    if check.absolute is not None:
-        bound = check.absolute if check.bad == "increase" else 1 - check.absolute
-        if 0 < bound < 1:
-            what = "failed" if check.metric == "error_rate" else "missed the goodput limits"
-            parts.append(_share_vs_slo(name, what, x_c, n_c, bound, check.worth, limits))
-    allowed = check.allowed_points
-    if allowed is not None and baseline is not None:
-        x_b, n_b = _bad_events(check, baseline)
-        if n_b:
-            parts.append(_share_vs_baseline(check, name, x_c, n_c, x_b, n_b, allowed, limits))
-    return parts
-
-
-def _share_vs_baseline(
-    check: Check,
-    name: str,
-    x_c: int,
-    n_c: int,
-    x_b: int,
-    n_b: int,
-    allowed: float,
-    limits: Limits,
-) -> _Part:
-    worth = check.worth
-    pc, pb = (x_c + 1) / (n_c + 2), (x_b + 1) / (n_b + 2)
-    se = math.sqrt(pc * (1 - pc) / (n_c + 2) + pb * (1 - pb) / (n_b + 2))
-    d = pc - pb
-    look = normal_two_sided(
-        (d - allowed) / se,
-        (allowed + worth - d) / se,
-        (worth / se) ** 2,
-        limits.alpha,
-        limits.beta,
-    )
-    raw = two_proportions(x_c, n_c, x_b, n_b)
-    base = min(pb + allowed, 0.999)
-    required = size.proportions_sample_size(
-        base, min(base + worth, 1.0), limits.alpha, limits.beta, n_b / n_c
-    )
-    # Goodput counts bad requests here; a rise in bad requests is goodput falling.
-    sign = 1 if check.bad == "increase" else -1
-    comparison = Comparison(
-        against="baseline",
-        method="difference of shares, Agresti-Caffo (mixture SPRT); Newcombe interval",
-        fails_if=f"bad requests above baseline by more than {allowed * 100:.2f} points",
-        passes_if=f"bad requests above baseline by less than {(allowed + worth) * 100:.2f} points",
-        estimate=sign * raw.difference,
-        low=raw.low if sign > 0 else -raw.high,
-        high=raw.high if sign > 0 else -raw.low,
-        z_fail=(d - allowed) / se,
-        p_fail=look.p_fail,
-        alpha=limits.alpha,
-        z_pass=(allowed + worth - d) / se,
-        p_pass=look.p_pass,
-        beta=limits.beta,
-        canary_n=n_c,
-        baseline_n=n_b,
-        required_n=required,
-    )
-    share_c, share_b = x_c / n_c, x_b / n_b
-    shown_c, shown_b = (share_c, share_b) if sign > 0 else (1 - share_c, 1 - share_b)
-    effect = (
-        f"{shown_c:.2%} vs baseline {shown_b:.2%} ({_points(comparison.estimate or 0.0)}, "
-        f"95% CI {_points(comparison.low or 0.0)} to {_points(comparison.high or 0.0)})"
-    )
-    text = _verdict_text(
-        name, effect, look, _points(sign * allowed), _points(sign * (allowed + worth))
-    )
-    return _Part(comparison, look, text)
-
-
-# --- quantiles ----------------------------------------------------------------------------
-
-
-def _quantile(
-    check: Check, canary: SampleSet, baseline: SampleSet | None, limits: Limits
-) -> list[_Part]:
-    base, q = QUANTILES[check.metric]
-    name = label(check.metric)
-    c = canary.per_request(base)
-    parts: list[_Part] = []
-    if not len(c):
-        return parts
-    up = check.bad == "increase"
-    if check.absolute is not None:
-        over = int(np.count_nonzero(c > check.absolute if up else c < check.absolute))
-        share = 1 - q if up else q
-        parts.append(
-            _share_vs_slo(
-                f"{name} SLO",
-                f"{'over' if up else 'under'} {check.absolute:g} s",
-                over,
-                len(c),
-                share,
-                share,
-                limits,
-            )
-        )
-    if check.allowed_ratio is not None and baseline is not None:
-        b = baseline.per_request(base)
-        if len(b):
-            parts.append(_quantile_vs_baseline(check, name, c, b, q, limits))
-    return parts
-
-
-def _quantile_vs_baseline(
-    check: Check, name: str, c: FloatArray, b: FloatArray, q: float, limits: Limits
-) -> _Part:
-    sign = 1.0 if check.bad == "increase" else -1.0
-    allowed = check.allowed_ratio or 1.0
-    tau = math.log(1 + check.worth)
-    x, y = _logs(c, sign), _logs(b, sign)
-    at = q if sign > 0 else 1 - q
-    fail, _, _ = quantile_test(x, y, at, math.log(allowed))
-    worth, _, _ = quantile_test(x, y, at, math.log(allowed) + tau)
-    nu = (fail.z - worth.z) ** 2
-    if nu < _PINNED:
-        # Pinned as in ``_location``: take the scale from the quantiles' own intervals.
-        se = math.hypot(_log_quantile_se(x, at), _log_quantile_se(y, at))
-        nu = max(nu, (tau / max(se, _MIN_SE)) ** 2)
-    look = normal_two_sided(fail.z, -worth.z, nu, limits.alpha, limits.beta)
-    qc, qb = float(np.quantile(c, q)), float(np.quantile(b, q))
-    ratio = qc / qb if qb > 0 else math.inf
-    # The share of baseline requests beyond its quantile shrunk by the regression worth
-    # detecting: what the canary's exceedance share would be with that regression.
-    beyond = float(np.mean(y > np.quantile(y, at) - tau))
-    share = 1 - at
-    required = (
-        size.proportions_sample_size(share, beyond, limits.alpha, limits.beta, len(b) / len(c))
-        if beyond > share
-        else None
-    )
-    allowed_side = allowed if sign > 0 else 1 / allowed
-    bound = allowed * (1 + check.worth) if sign > 0 else 1 / (allowed * (1 + check.worth))
-    comparison = Comparison(
-        against="baseline",
-        method="exceedances of the pooled quantile (mixture SPRT)",
-        fails_if=f"canary p{round(q * 100)} {'above' if sign > 0 else 'below'} "
-        f"{allowed_side:.3g}x baseline",
-        passes_if=f"canary p{round(q * 100)} {'below' if sign > 0 else 'above'} "
-        f"{bound:.3g}x baseline",
-        estimate=ratio if math.isfinite(ratio) else None,
-        low=None,
-        high=None,
-        z_fail=fail.z,
-        p_fail=look.p_fail,
-        alpha=limits.alpha,
-        z_pass=-worth.z,
-        p_pass=look.p_pass,
-        beta=limits.beta,
-        canary_n=len(c),
-        baseline_n=len(b),
-        required_n=required,
-    )
-    effect = f"{qc:.3g} vs baseline {qb:.3g} ({_pct(ratio) if math.isfinite(ratio) else 'n/a'})"
-    text = _verdict_text(name, effect, look, _pct(allowed_side), _pct(bound))
-    return _Part(comparison, look, text)
-
-
 # --- totals -------------------------------------------------------------------------------
 
 
@@ -497,93 +284,322 @@ def _log_total(
     return math.log(figure), max(cv, _FLOOR) / math.sqrt(n), cv, n
 
 
-def _total(
-    check: Check, canary: SampleSet, baseline: SampleSet | None, limits: Limits
-) -> list[_Part]:
-    parts: list[_Part] = []
+# --- relative evidence, one stratum at a time ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One stratum's relative evidence: the effect in the bad direction and its variance.
+
+    The scale is the comparison's: a log ratio (distributions, quantiles, totals) or
+    points (rates). Positive effects are regressions.
+    """
+
+    effect: float
+    variance: float
+    canary_n: int
+    baseline_n: int
+
+
+def bounds(check: Check) -> tuple[float, float]:
+    """(allowed degradation, regression worth detecting beyond it) on the comparison's scale."""
+    if check.metric in RATES:
+        return check.allowed_points or 0.0, check.worth
+    return math.log(check.allowed_ratio or 1.0), math.log(1 + check.worth)
+
+
+def is_relative(check: Check) -> bool:
+    """Whether the check compares the canary with a baseline."""
+    return check.allowed_ratio is not None or check.allowed_points is not None
+
+
+def _from_z(
+    z_fail: float, z_worth: float, theta: float, tau: float, n_c: int, n_b: int
+) -> Estimate:
+    """The effect and variance behind rank statistics at the allowed and the worst shift.
+
+    The statistic moves by ``tau / se`` between the two shifts: that gap is the scale,
+    without assuming a distribution; the effect is where the statistic would be centred.
+    """
+    se = tau / abs(z_fail - z_worth)
+    return Estimate(theta + z_fail * se, se * se, n_c, n_b)
+
+
+def _location_estimate(check: Check, c: FloatArray, b: FloatArray) -> Estimate:
+    sign = 1.0 if check.bad == "increase" else -1.0
+    theta, tau = bounds(check)
+    x, y = _logs(c, sign), _logs(b, sign)
+    z_fail = mann_whitney_sorted(x, y, theta, continuity=False).z
+    z_worth = mann_whitney_sorted(x, y, theta + tau, continuity=False).z
+    if (z_fail - z_worth) ** 2 >= _PINNED:
+        return _from_z(z_fail, z_worth, theta, tau, len(c), len(b))
+    # Both shifts lie (nearly) beyond every observed difference (the canary is far better,
+    # or far worse, than both limits): the rank statistic is pinned at its extreme and
+    # hardly moves between them. The Hodges-Lehmann shift and its interval still measure it.
+    hl = hodges_lehmann_sorted(x, y, 0.95)
+    se = max((hl.high - hl.low) / (2 * _Z95), _MIN_SE)
+    return Estimate(hl.estimate, se * se, len(c), len(b))
+
+
+def _quantile_estimate(check: Check, c: FloatArray, b: FloatArray, q: float) -> Estimate:
+    sign = 1.0 if check.bad == "increase" else -1.0
+    theta, tau = bounds(check)
+    x, y = _logs(c, sign), _logs(b, sign)
+    at = q if sign > 0 else 1 - q
+    fail, _, _ = quantile_test(x, y, at, theta)
+    worth, _, _ = quantile_test(x, y, at, theta + tau)
+    if (fail.z - worth.z) ** 2 >= _PINNED:
+        return _from_z(fail.z, worth.z, theta, tau, len(c), len(b))
+    # Pinned, as for distributions: the quantiles' own order statistics give the scale.
+    se = max(math.hypot(_log_quantile_se(x, at), _log_quantile_se(y, at)), _MIN_SE)
+    effect = float(quantile(x, at) or 0.0) - float(quantile(y, at) or 0.0)
+    return Estimate(effect, se * se, len(c), len(b))
+
+
+def _rate_estimate(check: Check, canary: SampleSet, baseline: SampleSet) -> Estimate | None:
+    x_c, n_c = _bad_events(check, canary)
+    x_b, n_b = _bad_events(check, baseline)
+    if not n_c or not n_b:
+        return None
+    pc, pb = (x_c + 1) / (n_c + 2), (x_b + 1) / (n_b + 2)
+    variance = pc * (1 - pc) / (n_c + 2) + pb * (1 - pb) / (n_b + 2)
+    return Estimate(pc - pb, variance, n_c, n_b)
+
+
+def _total_estimate(
+    check: Check, canary: SampleSet, baseline: SampleSet, cost: CostModel | None
+) -> Estimate | None:
+    mine, theirs = _log_total(check, canary, cost), _log_total(check, baseline, cost)
+    if mine is None or theirs is None:
+        return None
+    sign = 1.0 if check.bad == "increase" else -1.0
+    return Estimate(sign * (mine[0] - theirs[0]), mine[1] ** 2 + theirs[1] ** 2, mine[3], theirs[3])
+
+
+def relative_estimate(
+    check: Check, canary: SampleSet, baseline: SampleSet | None, cost: CostModel | None
+) -> Estimate | None:
+    """The check's relative evidence in one stratum, or None where it has none."""
+    if not is_relative(check) or baseline is None or not len(baseline) or not len(canary):
+        return None
+    if check.metric in RATES:
+        return _rate_estimate(check, canary, baseline)
+    if check.metric in TOTALS:
+        return _total_estimate(check, canary, baseline, cost)
+    if check.metric in QUANTILES:
+        base, q = QUANTILES[check.metric]
+        c, b = canary.per_request(base), baseline.per_request(base)
+        return _quantile_estimate(check, c, b, q) if len(c) and len(b) else None
+    c, b = canary.per_request(check.metric), baseline.per_request(check.metric)
+    return _location_estimate(check, c, b) if len(c) and len(b) else None
+
+
+def combine(estimates: Sequence[Estimate]) -> Estimate | None:
+    """The strata's estimates as one, weighted by their information (inverse variance)."""
+    if not estimates:
+        return None
+    weights = [1 / max(e.variance, _MIN_VARIANCE) for e in estimates]
+    total = sum(weights)
+    effect = sum(w * e.effect for w, e in zip(weights, estimates, strict=True)) / total
+    return Estimate(
+        effect,
+        1 / total,
+        sum(e.canary_n for e in estimates),
+        sum(e.baseline_n for e in estimates),
+    )
+
+
+def _required(check: Check, canary: SampleSet, baseline: SampleSet, limits: Limits) -> int | None:
+    """Canary requests a fixed-sample test would need (for people; no decision waits on it)."""
+    theta, tau = bounds(check)
+    ratio = _ratio_of_sides(len(canary), len(baseline))
+    try:
+        if check.metric in RATES:
+            _, n_b = _bad_events(check, baseline)
+            x_b, _ = _bad_events(check, baseline)
+            base = min((x_b + 1) / (n_b + 2) + theta, 0.999)
+            return size.proportions_sample_size(
+                base, min(base + tau, 1.0), limits.alpha, limits.beta, ratio
+            )
+        if check.metric in TOTALS:
+            theirs = _log_total(check, baseline, limits.cost)
+            if theirs is None:
+                return None
+            return size.location_sample_size(
+                theirs[2], tau, limits.alpha, limits.beta, ratio, rank=False
+            )
+        metric = QUANTILES[check.metric][0] if check.metric in QUANTILES else check.metric
+        logs = np.log(np.maximum(baseline.per_request(metric), 1e-9))
+        if check.metric in QUANTILES:
+            return None  # a quantile's need follows the tail; the sequential test reads it
+        return size.location_sample_size(_robust_sd(logs), tau, limits.alpha, limits.beta, ratio)
+    except ValueError:
+        return None
+
+
+def _relative_part(
+    check: Check,
+    estimate: Estimate,
+    canary: SampleSet,
+    baseline: SampleSet | None,
+    limits: Limits,
+) -> _Part:
+    """The combined relative comparison: its look, its figures and its sentence."""
+    theta, tau = bounds(check)
+    se = math.sqrt(max(estimate.variance, _MIN_VARIANCE))
+    z_fail = (estimate.effect - theta) / se
+    z_pass = (theta + tau - estimate.effect) / se
+    look = normal_two_sided(z_fail, z_pass, (tau / se) ** 2, limits.alpha, limits.beta)
+    low, high = estimate.effect - _Z95 * se, estimate.effect + _Z95 * se
     name = label(check.metric)
+    sign = 1.0 if check.bad == "increase" else -1.0
+    required = (
+        _required(check, canary, baseline, limits)
+        if limits.describe and baseline is not None and len(baseline)
+        else None
+    )
+    if check.metric in RATES:
+        shown = (sign * estimate.effect, sign * low, sign * high)
+        ci = (min(shown[1], shown[2]), max(shown[1], shown[2]))
+        effect = f"{_points(shown[0])} vs baseline (95% CI {_points(ci[0])} to {_points(ci[1])})"
+        fails_if = f"bad requests above baseline by more than {theta * 100:.2f} points"
+        passes_if = f"bad requests above baseline by less than {(theta + tau) * 100:.2f} points"
+        allowed, worst = _points(sign * theta), _points(sign * (theta + tau))
+        estimate_shown, low_shown, high_shown = shown[0], ci[0], ci[1]
+    else:
+        ratio = math.exp(sign * estimate.effect)
+        ends = sorted((math.exp(sign * low), math.exp(sign * high)))
+        effect = f"{_pct(ratio)} vs baseline (95% CI {_pct(ends[0])} to {_pct(ends[1])})"
+        what = f"p{round(QUANTILES[check.metric][1] * 100)}" if check.metric in QUANTILES else ""
+        side = "above" if sign > 0 else "below"
+        other = "below" if sign > 0 else "above"
+        allowed_x = math.exp(sign * theta)
+        worst_x = math.exp(sign * (theta + tau))
+        fails_if = f"canary {what + ' ' if what else ''}{side} {allowed_x:.3g}x baseline"
+        passes_if = f"canary {what + ' ' if what else ''}{other} {worst_x:.3g}x baseline"
+        allowed, worst = _pct(allowed_x), _pct(worst_x)
+        estimate_shown, low_shown, high_shown = ratio, ends[0], ends[1]
+    comparison = Comparison(
+        against="baseline",
+        method=_METHODS[_kind(check)],
+        fails_if=fails_if,
+        passes_if=passes_if,
+        estimate=estimate_shown,
+        low=low_shown,
+        high=high_shown,
+        z_fail=z_fail,
+        p_fail=look.p_fail,
+        alpha=limits.alpha,
+        z_pass=z_pass,
+        p_pass=look.p_pass,
+        beta=limits.beta,
+        canary_n=estimate.canary_n,
+        baseline_n=estimate.baseline_n,
+        required_n=required,
+    )
+    return _Part(comparison, look, _verdict_text(name, effect, look, allowed, worst))
+
+
+_METHODS = {
+    "rate": "difference of shares, Agresti-Caffo, stratified by step (mixture SPRT)",
+    "location": "Mann-Whitney on log values, stratified by step (mixture SPRT)",
+    "quantile": "exceedances of the pooled quantile, stratified by step (mixture SPRT)",
+    "total": "log-ratio of totals, delta method, stratified by step (mixture SPRT)",
+}
+
+
+def _kind(check: Check) -> str:
+    if check.metric in RATES:
+        return "rate"
+    if check.metric in QUANTILES:
+        return "quantile"
+    if check.metric in TOTALS:
+        return "total"
+    return "location"
+
+
+# --- absolute evidence: the canary's requests of every stratum against the SLO ------------
+
+
+def _rate_vs_slo(check: Check, canary: SampleSet, limits: Limits) -> list[_Part]:
+    x_c, n_c = _bad_events(check, canary)
+    if check.absolute is None or n_c == 0:
+        return []
+    bound = check.absolute if check.bad == "increase" else 1 - check.absolute
+    if not 0 < bound < 1:
+        return []
+    what = "failed" if check.metric == "error_rate" else "missed the goodput limits"
+    return [_share_vs_slo(label(check.metric), what, x_c, n_c, bound, check.worth, limits)]
+
+
+def _quantile_vs_slo(check: Check, canary: SampleSet, limits: Limits) -> list[_Part]:
+    base, q = QUANTILES[check.metric]
+    c = canary.per_request(base)
+    if check.absolute is None or not len(c):
+        return []
+    up = check.bad == "increase"
+    over = int(np.count_nonzero(c > check.absolute if up else c < check.absolute))
+    share = 1 - q if up else q
+    return [
+        _share_vs_slo(
+            f"{label(check.metric)} SLO",
+            f"{'over' if up else 'under'} {check.absolute:g} s",
+            over,
+            len(c),
+            share,
+            share,
+            limits,
+        )
+    ]
+
+
+def _total_vs_slo(check: Check, canary: SampleSet, limits: Limits) -> list[_Part]:
     mine = _log_total(check, canary, limits.cost)
-    if mine is None:
-        return parts
+    if check.absolute is None or mine is None:
+        return []
     log_c, se_c, _, n_c = mine
     sign = 1.0 if check.bad == "increase" else -1.0
     tau = math.log(1 + check.worth)
-    if check.absolute is not None:
-        gap = sign * (log_c - math.log(check.absolute))
-        look = normal_two_sided(
-            gap / se_c, -gap / se_c, (tau / se_c) ** 2, limits.alpha, limits.beta
-        )
-        figure = math.exp(log_c)
-        comparison = Comparison(
-            against="slo",
-            method="log of the total, delta method (mixture SPRT)",
-            fails_if=f"{'above' if sign > 0 else 'below'} {check.absolute:g}",
-            passes_if=f"{'below' if sign > 0 else 'above'} {check.absolute:g}",
-            estimate=figure,
-            low=math.exp(log_c - _Z95 * se_c),
-            high=math.exp(log_c + _Z95 * se_c),
-            z_fail=gap / se_c,
-            p_fail=look.p_fail,
-            alpha=limits.alpha,
-            z_pass=-gap / se_c,
-            p_pass=look.p_pass,
-            beta=limits.beta,
-            canary_n=n_c,
-            baseline_n=None,
-            required_n=None,
-        )
-        text = _verdict_text(
-            f"{name} vs SLO",
-            f"{figure:.4g} against {check.absolute:g}",
-            look,
-            f"{check.absolute:g}",
-            f"{check.absolute:g}",
-        )
-        parts.append(_Part(comparison, look, text))
-    allowed = check.allowed_ratio
-    theirs = _log_total(check, baseline, limits.cost) if baseline is not None else None
-    if allowed is not None and theirs is not None:
-        log_b, se_b, cv_b, n_b = theirs
-        se = math.hypot(se_c, se_b)
-        d = sign * (log_c - log_b)
-        theta = math.log(allowed)
-        look = normal_two_sided(
-            (d - theta) / se, (theta + tau - d) / se, (tau / se) ** 2, limits.alpha, limits.beta
-        )
-        ratio = math.exp(log_c - log_b)
-        bound = allowed * (1 + check.worth)
-        comparison = Comparison(
-            against="baseline",
-            method="log-ratio of totals, delta method (mixture SPRT)",
-            fails_if=f"canary {'above' if sign > 0 else 'below'} "
-            f"{allowed if sign > 0 else 1 / allowed:.3g}x baseline",
-            passes_if=f"canary {'below' if sign > 0 else 'above'} "
-            f"{bound if sign > 0 else 1 / bound:.3g}x baseline",
-            estimate=ratio,
-            low=math.exp(log_c - log_b - _Z95 * se),
-            high=math.exp(log_c - log_b + _Z95 * se),
-            z_fail=(d - theta) / se,
-            p_fail=look.p_fail,
-            alpha=limits.alpha,
-            z_pass=(theta + tau - d) / se,
-            p_pass=look.p_pass,
-            beta=limits.beta,
-            canary_n=n_c,
-            baseline_n=n_b,
-            required_n=size.location_sample_size(
-                cv_b, tau, limits.alpha, limits.beta, n_b / n_c, rank=False
-            ),
-        )
-        effect = (
-            f"{_pct(ratio)} vs baseline (95% CI {_pct(comparison.low or 1.0)} to "
-            f"{_pct(comparison.high or 1.0)})"
-        )
-        shown = allowed if sign > 0 else 1 / allowed
-        worst = bound if sign > 0 else 1 / bound
-        parts.append(
-            _Part(comparison, look, _verdict_text(name, effect, look, _pct(shown), _pct(worst)))
-        )
-    return parts
+    gap = sign * (log_c - math.log(check.absolute))
+    look = normal_two_sided(gap / se_c, -gap / se_c, (tau / se_c) ** 2, limits.alpha, limits.beta)
+    figure = math.exp(log_c)
+    comparison = Comparison(
+        against="slo",
+        method="log of the total, delta method (mixture SPRT)",
+        fails_if=f"{'above' if sign > 0 else 'below'} {check.absolute:g}",
+        passes_if=f"{'below' if sign > 0 else 'above'} {check.absolute:g}",
+        estimate=figure,
+        low=math.exp(log_c - _Z95 * se_c),
+        high=math.exp(log_c + _Z95 * se_c),
+        z_fail=gap / se_c,
+        p_fail=look.p_fail,
+        alpha=limits.alpha,
+        z_pass=-gap / se_c,
+        p_pass=look.p_pass,
+        beta=limits.beta,
+        canary_n=n_c,
+        baseline_n=None,
+        required_n=None,
+    )
+    name = label(check.metric)
+    text = _verdict_text(
+        f"{name} vs SLO",
+        f"{figure:.4g} against {check.absolute:g}",
+        look,
+        f"{check.absolute:g}",
+        f"{check.absolute:g}",
+    )
+    return [_Part(comparison, look, text)]
+
+
+def _absolute_parts(check: Check, canary: SampleSet, limits: Limits) -> list[_Part]:
+    if check.metric in RATES:
+        return _rate_vs_slo(check, canary, limits)
+    if check.metric in QUANTILES:
+        return _quantile_vs_slo(check, canary, limits)
+    if check.metric in TOTALS:
+        return _total_vs_slo(check, canary, limits)
+    return []  # whole distributions compare with the baseline only
 
 
 # --- one check ----------------------------------------------------------------------------
@@ -609,37 +625,29 @@ def _figure(check: Check, s: SampleSet | None, cost: CostModel | None) -> float 
     return cost_per_1m_tokens(costs, s.output_tokens)
 
 
-def _parts(
-    check: Check, canary: SampleSet, baseline: SampleSet | None, limits: Limits
-) -> list[_Part]:
-    kind: Callable[[Check, SampleSet, SampleSet | None, Limits], list[_Part]]
-    if check.metric in RATES:
-        kind = _rate
-    elif check.metric in QUANTILES:
-        kind = _quantile
-    elif check.metric in TOTALS:
-        kind = _total
-    else:
-        kind = _locations
-    return kind(check, canary, baseline, limits)
-
-
-def _locations(
-    check: Check, canary: SampleSet, baseline: SampleSet | None, limits: Limits
-) -> list[_Part]:
-    if baseline is None:
-        return []
-    c, b = canary.per_request(check.metric), baseline.per_request(check.metric)
-    if not len(c) or not len(b):
-        return []
-    return [_location(check, c, b, limits)]
-
-
 def evaluate(
-    check: Check, canary: SampleSet, baseline: SampleSet | None, limits: Limits
+    check: Check,
+    canary: SampleSet,
+    baseline: SampleSet | None,
+    limits: Limits,
+    strata: Sequence[Estimate] | None = None,
 ) -> CheckResult:
-    """Judge one check at this look: pass, fail, pending or no data, with its evidence."""
-    parts = _parts(check, canary, baseline, limits) if len(canary) else []
+    """Judge one check at this look: pass, fail, pending or no data, with its evidence.
+
+    ``canary`` holds the canary's requests of every stratum (absolute comparisons and
+    figures read them), ``baseline`` the baseline's (figures only). ``strata`` are the
+    relative estimates of each stratum; None means one stratum, these two sets.
+    """
+    parts: list[_Part] = []
+    combined: Estimate | None = None
+    if len(canary):
+        parts += _absolute_parts(check, canary, limits)
+        if strata is None:
+            one = relative_estimate(check, canary, baseline, limits.cost)
+            strata = [one] if one is not None else []
+        combined = combine(strata)
+        if combined is not None:
+            parts.append(_relative_part(check, combined, canary, baseline, limits))
     mine, theirs = _figure(check, canary, limits.cost), _figure(check, baseline, limits.cost)
     limit = check.absolute
     if limit is None:
@@ -647,7 +655,7 @@ def evaluate(
     if not parts:
         if not len(canary):
             why = "no canary requests"
-        elif baseline is None or not len(baseline):
+        elif is_relative(check) and (baseline is None or not len(baseline)):
             why = "no baseline to compare"
         else:
             why = f"no {label(check.metric)} in the samples"
@@ -661,19 +669,23 @@ def evaluate(
             name=check.label,
             critical=check.critical,
         )
+    details = [p.detail for p in parts]
     if any(p.look.failed for p in parts):
         outcome = Outcome.FAIL
-    elif all(p.look.passed for p in parts):
+    elif all(p.look.passed for p in parts) and not (is_relative(check) and combined is None):
         outcome = Outcome.PASS
     else:
+        # A relative check is never passed on its absolute comparison alone.
         outcome = Outcome.PENDING
+        if is_relative(check) and combined is None:
+            details.append(f"{label(check.metric)}: no baseline to compare with yet")
     return CheckResult(
         check.metric,
         outcome,
         mine,
         theirs,
         limit,
-        "; ".join(p.detail for p in parts),
+        "; ".join(details),
         name=check.label,
         critical=check.critical,
         tests=tuple(p.comparison for p in parts),

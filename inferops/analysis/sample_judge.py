@@ -12,8 +12,10 @@ Rules, in order:
    synthetic load. No data is never scored as a pass or a failure.
 2. A critical check that fails rolls back at once, whatever the sample; a
    non-critical one after ``failure_limit`` consecutive failing looks.
-3. Fewer canary requests than the minimum sample (the largest over the
-   checks, at least ``min_requests``): ``continue``, never ``promote``.
+3. Fewer canary requests than ``min_requests``: ``continue``, never
+   ``promote``. (The minimum samples a fixed-sample test would need are shown,
+   not waited on: each pass test demands its own evidence, at any sample size,
+   and a tail that widens after one spike must not block a verdict.)
 4. A check without data (e.g. no TTFT in non-streaming samples, or no
    baseline for a relative check): ``hold``, naming it.
 5. Any check pending or failing below its limit: ``continue``.
@@ -103,7 +105,7 @@ def _decide(
         return Decision.ROLLBACK, f"{fatal[0].detail}{more}, after {n} canary requests"
     if n < required:
         rate = evidence.canary_rps
-        eta = evidence.seconds_to_required
+        eta = seconds_to_collect(required - n, rate)
         pace = (
             f", about {eta / 60:.1f} more minutes at {rate:.2g} req/s"
             if eta is not None and rate
@@ -165,7 +167,7 @@ def judge_samples(
             "no canary requests to judge: send traffic (synthetic load if need be) to the canary",
         )
     else:
-        decision, reason = _decide(spec, results, n, required, evidence, final)
+        decision, reason = _decide(spec, results, n, spec.min_requests, evidence, final)
     return Verdict(
         decision,
         reason,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -184,6 +184,22 @@ class SampleSet:
         return SampleSet(
             self.track,
             *(getattr(self, f.name)[mask] for f in fields(self) if f.name != "track"),
+        )
+
+    @classmethod
+    def concat(cls, sets: Sequence[SampleSet], track: str) -> SampleSet:
+        """One set holding the requests of ``sets`` in order."""
+        if not sets:
+            return cls.from_columns(track, ts=[], latency_s=[], ok=[])
+        if len(sets) == 1:
+            return replace(sets[0], track=track)
+        return cls(
+            track,
+            *(
+                np.concatenate([getattr(s, f.name) for s in sets])
+                for f in fields(cls)
+                if f.name != "track"
+            ),
         )
 
     def head(self, n: int) -> SampleSet:

@@ -79,19 +79,26 @@ def binomial_mixture_log_lr(events: int, n: int, p0: float, worth: float, above:
     """Log beta-mixture likelihood ratio that the share of events is above (below) p0."""
     if n <= 0:
         return 0.0
+    # The binomial likelihood peaks at the observed share. When that share lies on the null's
+    # side of p0, every share in the mixture is less likely than p0 itself, so the ratio is at
+    # most 1. Holding to that matters at large samples: there the posterior mass beyond p0
+    # underflows, and the clamped mass would turn overwhelming evidence *for* the null into
+    # a spurious rejection (an unchanged canary rolled back after some 30,000 requests).
+    null_side = (events / n <= p0) if above else (events / n >= p0)
     a, b = beta_prior(p0, worth, above)
     tail = betaincc if above else betainc
     # The prior is truncated to the alternative's side of p0: each ratio in the mixture is
     # then a supermartingale under every share on the null's side, not only at p0.
     posterior_mass = max(float(tail(a + events, b + n - events, p0)), _TINY)
     prior_mass = max(float(tail(a, b, p0)), _TINY)
-    return (
+    log_lr = (
         float(betaln(a + events, b + n - events) - betaln(a, b))
         + math.log(posterior_mass)
         - math.log(prior_mass)
         - events * math.log(p0)
         - (n - events) * math.log1p(-p0)
     )
+    return min(log_lr, 0.0) if null_side else log_lr
 
 
 @dataclass(frozen=True)
@@ -114,11 +121,35 @@ class TwoSided:
         return self.p_pass <= self.beta and not self.failed
 
 
+WIDE = 4.0
+"""The fail test also mixes over regressions this many times the one worth detecting."""
+
+
+def wide_mixture_p(z: float, nu: float) -> float:
+    """Always-valid p-value of a mixture over two scales: worth detecting, and ``WIDE`` times it.
+
+    The average of two test supermartingales is one. A mixture tuned to the regression
+    worth detecting needs about twice the evidence to reject a regression four times as
+    large as one tuned to it; a rollback should be quick for large regressions too. The
+    price is at most log 2 of evidence at the small scale.
+    """
+    a = normal_mixture_log_lr(z, nu)
+    b = normal_mixture_log_lr(z, nu * WIDE * WIDE)
+    top = max(a, b)
+    if math.isinf(top):
+        return always_valid_p(top)
+    return always_valid_p(top + math.log((math.exp(a - top) + math.exp(b - top)) / 2))
+
+
 def normal_two_sided(
     z_fail: float, z_pass: float, nu: float, alpha: float, beta: float
 ) -> TwoSided:
-    """Both tests from z statistics (positive: towards failing / towards passing)."""
-    return TwoSided(normal_mixture_p(z_fail, nu), normal_mixture_p(z_pass, nu), alpha, beta)
+    """Both tests from z statistics (positive: towards failing / towards passing).
+
+    The fail test mixes over two scales (``wide_mixture_p``); the pass test over the
+    regression worth detecting alone, the one an unchanged canary must rule out.
+    """
+    return TwoSided(wide_mixture_p(z_fail, nu), normal_mixture_p(z_pass, nu), alpha, beta)
 
 
 def binomial_two_sided(

@@ -121,6 +121,12 @@ class Check(BaseModel):
         description="Smallest regression beyond the allowed one worth detecting: a share "
         "(0.10 = 10%) for ratios, points (0.01 = 1 point) for rates.",
     )
+    worth_detecting_max: Annotated[float, Field(gt=0, le=10)] | None = Field(
+        default=None,
+        description="Coarsest regression worth detecting the release plan may fall back to "
+        "when the traffic cannot show worth_detecting within half the time budget (the plan "
+        "says so before the release starts); unset: never coarser, and such a plan is refused.",
+    )
     within: dict[PerRequest, Annotated[float, Field(gt=0)]] | None = Field(
         default=None, description="goodput: the per-request limits a good request meets."
     )
@@ -204,6 +210,11 @@ class Check(BaseModel):
         elif self.max_increase is not None or self.max_decrease is not None:
             what = "max_ratio" if self.bad == "increase" else "min_ratio"
             raise ValueError(f"{self.metric} compares with {what}, not max_increase/max_decrease")
+        if self.worth_detecting_max is not None and self.worth_detecting_max < self.worth:
+            raise ValueError(
+                f"check {self.metric}: worth_detecting_max ({self.worth_detecting_max:g}) is "
+                f"below worth_detecting ({self.worth:g}); it is the coarsest fallback"
+            )
         if self.metric in LOCATIONS and self.absolute is not None:
             raise ValueError(
                 f"{self.metric} compares the whole distribution with the baseline "

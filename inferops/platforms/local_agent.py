@@ -35,6 +35,7 @@ from inferops.platforms.layout import LocalLayout
 from inferops.platforms.local_prefect import prefect_children
 from inferops.platforms.local_render import (
     Pod,
+    render_idle_upstreams,
     render_nginx,
     render_prometheus,
     render_redis,
@@ -217,9 +218,7 @@ class Agent:
             (self.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
         conf = self.nginx_dir / "nginx.conf"
         conf.write_text(render_nginx(self.nginx_dir, lay.router_port, os.geteuid() == 0))
-        (self.nginx_dir / "upstreams.conf").write_text(
-            "upstream inferops_service { server 127.0.0.1:9 down; }\n"
-        )
+        (self.nginx_dir / "upstreams.conf").write_text(render_idle_upstreams())
         (self.nginx_dir / "revision.conf").write_text(render_revision("none"))
         self._nginx(["-t"])
         self.sup.add(

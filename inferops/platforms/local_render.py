@@ -5,12 +5,21 @@ weights chosen so that each track's share equals the desired canary weight,
 whatever the replica counts; a track at 0% is left out (nginx rejects
 ``weight=0``). Prometheus discovers pods from a file, each target labelled
 with its env, track, version and pod.
+
+Every answer names the track and version that served it: a pod sets
+``x-inferops-track`` and ``x-inferops-version`` itself, and where the router
+answers for it (a 502 or 504 when the pod refused, dropped or timed out the
+request) nginx adds them from the pod it tried, so the load generator counts
+the error against that track instead of "unknown". The mapping from pod
+address to track and version is rendered with the upstreams, so the two
+always change together.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,19 +54,63 @@ def server_weights(weight: int, n_stable: int, n_canary: int) -> tuple[int, int]
     return stable // g, canary // g
 
 
+_UNQUOTED = re.compile(r"^[A-Za-z0-9._:/@+-]*$")
+
+
+def _literal(value: str) -> str:
+    """``value`` as a quoted nginx string; a map's value may otherwise name variables."""
+    if not _UNQUOTED.match(value):
+        raise ValueError(f"{value!r} cannot be a router header value")
+    return f'"{value}"'
+
+
+def _address_map(variable: str, values: Sequence[tuple[int, str]]) -> list[str]:
+    """An nginx map from the pod nginx last tried for a request (by port) to a value.
+
+    ``$upstream_addr`` lists every server tried, "a, b" within the upstream (and "a : b"
+    across internal redirects); the last one is the one whose answer, or failure, the
+    client got.
+    """
+    lines = [f"map $upstream_addr ${variable} {{", '    default "";']
+    for port, value in values:
+        address = re.escape(f"127.0.0.1:{port}")
+        lines.append(f'    "~(^|\\s){address}$" {_literal(value)};')
+    return [*lines, "}"]
+
+
+def _track_maps(pods: Sequence[Pod]) -> list[str]:
+    """``$inferops_upstream_track`` and ``$inferops_upstream_version`` of the pods' addresses."""
+    return [
+        *_address_map("inferops_upstream_track", [(p.port, p.track) for p in pods]),
+        *_address_map("inferops_upstream_version", [(p.port, p.version) for p in pods]),
+    ]
+
+
+def render_idle_upstreams() -> str:
+    """The upstreams before any pod serves: nginx answers 502 for itself, naming no track."""
+    return "\n".join(
+        ["upstream inferops_service { server 127.0.0.1:9 down; }", *_track_maps([]), ""]
+    )
+
+
 def render_upstreams(pods: Sequence[Pod], weight: int, revision: str) -> str:
-    """The nginx upstream block for the pods at the canary weight."""
+    """The nginx upstream block for the pods at the canary weight, and their tracks by address."""
     stable = [p for p in pods if p.track == "stable"]
     canary = [p for p in pods if p.track == "canary"]
     ws, wc = server_weights(weight, len(stable), len(canary))
-    lines = [f"# revision {revision} canary-weight {weight}", "upstream inferops_service {"]
-    for pod, w in [(p, ws) for p in stable] + [(p, wc) for p in canary]:
-        if w > 0:
-            lines.append(f"    server 127.0.0.1:{pod.port} weight={w};  # {pod.name}")
-    if len(lines) == 2:
+    servers = [(p, w) for p, w in [(p, ws) for p in stable] + [(p, wc) for p in canary] if w > 0]
+    if not servers:
         raise ValueError("no pod can take traffic: refusing to render an empty upstream")
-    lines += ["    keepalive 64;", "}", ""]
-    return "\n".join(lines)
+    lines = [f"# revision {revision} canary-weight {weight}", "upstream inferops_service {"]
+    # max_fails=0: after one failed connection nginx would otherwise send a pod nothing for
+    # 10 s, moving a dead canary's share to stable and its errors out of the judge's sight.
+    # The agent restarts a crashed pod; until then its share of requests fails, as its track's.
+    for pod, w in servers:
+        lines.append(f"    server 127.0.0.1:{pod.port} weight={w} max_fails=0;  # {pod.name}")
+    # Idle connections close before the pod's own keep-alive timeout (uvicorn's 5 s) would,
+    # so nginx never sends a request on one the pod is closing: a 502, never retried.
+    lines += ["    keepalive 64;", "    keepalive_timeout 4s;", "}"]
+    return "\n".join([*lines, *_track_maps([p for p, _ in servers]), ""])
 
 
 def render_nginx(state_dir: Path, port: int, run_as_root: bool) -> str:
@@ -77,6 +130,16 @@ http {{
     scgi_temp_path {d}/tmp/scgi;
     client_max_body_size 2m;
     include {d}/upstreams.conf;
+    # A pod that answered named its track and version itself: then add nothing (an empty
+    # add_header adds no header), else name the pod nginx tried.
+    map $upstream_http_x_inferops_track $inferops_router_track {{
+        "" $inferops_upstream_track;
+        default "";
+    }}
+    map $upstream_http_x_inferops_version $inferops_router_version {{
+        "" $inferops_upstream_version;
+        default "";
+    }}
     server {{
         listen 127.0.0.1:{port};
         include {d}/revision.conf;
@@ -86,6 +149,12 @@ http {{
             proxy_set_header Connection "";
             proxy_buffering off;
             proxy_read_timeout 300s;
+            # No retry on another pod: a request the canary failed must count against the
+            # canary. Retried on stable, it would be stable's success, hiding a dead canary
+            # from the judge and moving its share of traffic to stable.
+            proxy_next_upstream off;
+            add_header x-inferops-track $inferops_router_track always;
+            add_header x-inferops-version $inferops_router_version always;
         }}
     }}
 }}

@@ -79,7 +79,7 @@ environments:
       steps: [50, 100]
       window_s: 5
       warmup_s: 1
-      max_extensions: 4
+      budget_s: 240
       live_timeout_s: 60
       max_tokens: 8
       load_profile: {ROOT / "loadtests/profiles/step.yaml"}

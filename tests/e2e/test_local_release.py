@@ -77,7 +77,11 @@ def test_a_good_version_is_promoted(env_dir: Path) -> None:
         (0, "promote"),
     ]
     state = current_state(target_of(env_dir).repo())
-    assert dict(state.stable.env) == {"INFEROPS_SIMULATOR_TTFT_MS": "30"}
+    # The overlay's 1% error rate stays: the release changed only what it set.
+    assert dict(state.stable.env) == {
+        "INFEROPS_FAULTS_ERROR_RATE": "0.01",
+        "INFEROPS_SIMULATOR_TTFT_MS": "30",
+    }
     assert state.weight == 0 and state.canary.replicas == 0
     assert live_tracks(env_dir) == {"stable": 40}
 

@@ -5,13 +5,21 @@ The fake answers ``POST /v1/chat/completions`` like the service does: a
 ``chat.completion.chunk`` events, a usage chunk and ``data: [DONE]``; every
 answer carries ``x-inferops-track`` and ``x-inferops-version``. It can fail a
 share of requests with a 5xx OpenAI error body or cut a stream short.
+
+The samples' tokens and prices are also checked against the real service
+(``python -m inferops_service serve``), whose simulator answers each prompt of
+the pool with the same usage every time.
 """
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -21,11 +29,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from inferops.loadtest import LoadProfile, LoadTestError, run_load
+from inferops.loadtest import DEFAULT_LOCUSTFILE, LoadProfile, LoadTestError, run_load
 
 VERSIONS = {"stable": "1111111", "canary": "2222222"}
+INPUT_TOKENS = 12
 OUTPUT_TOKENS = 5
 PROFILE = LoadProfile.model_validate(
     {"name": "test", "stages": [{"duration_s": 3, "users": 2, "spawn_rate": 2}]}
@@ -101,7 +112,11 @@ class ChatHandler(BaseHTTPRequestHandler):
             events = events[:3]
         else:
             events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-            usage = {"prompt_tokens": 12, "completion_tokens": OUTPUT_TOKENS, "total_tokens": 17}
+            usage = {
+                "prompt_tokens": INPUT_TOKENS,
+                "completion_tokens": OUTPUT_TOKENS,
+                "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS,
+            }
             events += [{**base, "choices": [], "usage": usage}, "[DONE]"]
         for event in events:
             text = event if isinstance(event, str) else json.dumps(event)
@@ -130,7 +145,11 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 12, "completion_tokens": OUTPUT_TOKENS, "total_tokens": 17},
+        "usage": {
+            "prompt_tokens": INPUT_TOKENS,
+            "completion_tokens": OUTPUT_TOKENS,
+            "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS,
+        },
     }
 
 
@@ -174,6 +193,10 @@ def test_samples_are_written_and_counted_by_track(
     assert all(0 < s["ttft_s"] <= s["latency_s"] for s in streamed)
     assert all(s["ttft_s"] is None for s in plain)
     assert {s["output_tokens"] for s in samples} == {OUTPUT_TOKENS}
+    # Streams too: their input tokens come from the usage chunk before [DONE].
+    assert {s["input_tokens"] for s in streamed} == {s["input_tokens"] for s in plain}
+    assert {s["input_tokens"] for s in samples} == {INPUT_TOKENS}
+    assert {s["cost_usd"] for s in samples} == {None}  # no price table given
     assert {s["status"] for s in samples} == {200}
     assert progress[0].startswith("load: test against") and "requests" in progress[-1]
     assert (tmp_path / "run" / "locust_stats.csv").is_file()
@@ -208,3 +231,167 @@ def test_a_host_nobody_answers_on_is_a_load_test_error(tmp_path: Path) -> None:
 
         with pytest.raises(LoadTestError, match=r"exited with status 1(.|\n)*got an HTTP answer"):
             run_load(host, PROFILE, tmp_path / "run", duration_s=2)
+
+
+@pytest.mark.parametrize(
+    "prices",
+    [
+        "{usd_per_request: 1}",
+        '[{"usd_per_request": 1}]',
+        '{"usd_per_token": 1}',
+        '{"usd_per_1m_input_tokens": -0.5}',
+        '{"usd_per_1m_output_tokens": "1.5"}',
+    ],
+)
+def test_a_bad_price_table_is_refused_before_any_request(
+    service: tuple[FakeService, str], tmp_path: Path, prices: str
+) -> None:
+    fake, host = service
+
+    with pytest.raises(LoadTestError, match=r"exited with status 1(.|\n)*INFEROPS_LOAD_PRICES"):
+        run_load(host, PROFILE, tmp_path / "run", env={"INFEROPS_LOAD_PRICES": prices})
+
+    assert not fake.served
+
+
+# The real service: its simulator's usage depends only on the prompt and max_tokens.
+SERVICE_MODEL = "sim-llama-3-8b"
+MAX_TOKENS = 32
+SERVICE_PRICES = {"usd_per_1m_input_tokens": 0.5, "usd_per_1m_output_tokens": 1.5}
+LOAD_PRICES = {**SERVICE_PRICES, "usd_per_request": 0.0001}
+ERROR_RATE = 0.15
+CHAT_ROUTE = "/v1/chat/completions"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RealService:
+    url: str
+    metrics_url: str
+
+    def counter(self, family: str, **labels: str) -> float:
+        """The summed value of a counter's samples with these labels (0 when none yet)."""
+        text = httpx.get(self.metrics_url, timeout=5).text
+        return sum(
+            sample.value
+            for metric in text_string_to_metric_families(text)
+            if metric.name == family
+            for sample in metric.samples
+            if sample.name == f"{family}_total" and labels.items() <= sample.labels.items()
+        )
+
+
+@pytest.fixture
+def real_service(tmp_path: Path) -> Iterator[RealService]:
+    """The inference service failing ERROR_RATE of its requests, as a deployment sets it."""
+    config = tmp_path / "service.yaml"
+    config.write_text(
+        f"model: {SERVICE_MODEL}\n"
+        "simulator: {ttft_ms: 5, tpot_ms: 0.5}\n"
+        f"cost: {json.dumps(SERVICE_PRICES)}\n"
+    )
+    port, metrics_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFEROPS_")}
+    env["INFEROPS_FAULTS_ERROR_RATE"] = str(ERROR_RATE)
+    log = tmp_path / "service.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "inferops_service", "serve", "--config", str(config),
+             "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"service not ready: {log.read_text()}"
+            time.sleep(0.05)
+        yield RealService(url, f"http://127.0.0.1:{metrics_port}/metrics")
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _pool_prompts() -> tuple[str, ...]:
+    """The locustfile's prompts, read from its source: importing it would patch this process."""
+    tree = ast.parse(DEFAULT_LOCUSTFILE.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "PROMPTS" for target in node.targets
+        ):
+            prompts: tuple[str, ...] = ast.literal_eval(node.value)
+            return prompts
+    raise AssertionError(f"no PROMPTS in {DEFAULT_LOCUSTFILE}")
+
+
+def _usage_of(service: RealService, prompt: str) -> tuple[int, int]:
+    """The (prompt, completion) tokens the service answers ``prompt`` with, past its faults."""
+    body = {
+        "model": SERVICE_MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": MAX_TOKENS,
+    }
+    for _ in range(50):
+        answer = httpx.post(f"{service.url}{CHAT_ROUTE}", json=body, timeout=10)
+        if answer.status_code == 200:
+            usage = answer.json()["usage"]
+            return usage["prompt_tokens"], usage["completion_tokens"]
+    raise AssertionError(f"the service failed {prompt!r} 50 times: {answer.text}")
+
+
+def _price(input_tokens: int | None, output_tokens: int | None) -> float:
+    return (
+        LOAD_PRICES["usd_per_request"]
+        + (input_tokens or 0) * LOAD_PRICES["usd_per_1m_input_tokens"] / 1e6
+        + (output_tokens or 0) * LOAD_PRICES["usd_per_1m_output_tokens"] / 1e6
+    )
+
+
+def test_samples_carry_the_real_services_usage_price_and_injected_failures(
+    real_service: RealService, tmp_path: Path
+) -> None:
+    expected = {_usage_of(real_service, prompt) for prompt in _pool_prompts()}
+    cost_before = real_service.counter("inferops_cost_usd", route=CHAT_ROUTE)
+    failed_before = real_service.counter("inferops_requests", route=CHAT_ROUTE, status="500")
+    env = {
+        **LOAD_ENV,
+        "INFEROPS_LOAD_MODEL": SERVICE_MODEL,
+        "INFEROPS_LOAD_MAX_TOKENS": str(MAX_TOKENS),
+        "INFEROPS_LOAD_PRICES": json.dumps(LOAD_PRICES),
+    }
+
+    result = run_load(real_service.url, PROFILE, tmp_path / "run", env=env)
+
+    samples = result.samples()
+    ok = [s for s in samples if s["ok"]]
+    assert {s["stream"] for s in ok} == {True, False}
+    # Each answer's tokens are those the service gives one of the pool's prompts.
+    assert {(s["input_tokens"], s["output_tokens"]) for s in ok} <= expected
+    for s in samples:
+        assert s["cost_usd"] == pytest.approx(_price(s["input_tokens"], s["output_tokens"]))
+    # Summed, the token prices are what the service itself accounted, less the requests
+    # it served after the load generator stopped recording (at most one per user).
+    token_cost = sum(s["cost_usd"] - LOAD_PRICES["usd_per_request"] for s in ok)
+    accounted = real_service.counter("inferops_cost_usd", route=CHAT_ROUTE) - cost_before
+    most = max(_price(*usage) for usage in expected) - LOAD_PRICES["usd_per_request"]
+    assert token_cost - 1e-12 <= accounted <= token_cost + 2 * most
+    # Injected faults are errors to the samples and to the service's own metrics.
+    failed = [s for s in samples if not s["ok"]]
+    assert failed and {(s["status"], s["error"]) for s in failed} == {(500, "HTTP 500")}
+    assert {s["input_tokens"] for s in failed} == {None}
+    assert {s["cost_usd"] for s in failed} == {LOAD_PRICES["usd_per_request"]}
+    assert len(failed) / len(samples) == pytest.approx(ERROR_RATE, abs=0.1)
+    counted = real_service.counter("inferops_requests", route=CHAT_ROUTE, status="500")
+    assert len(failed) <= counted - failed_before <= len(failed) + 2

@@ -14,6 +14,7 @@ from inferops.gitops.manifests import (
     seed,
     write_state,
 )
+from inferops.rollout import canary_at, candidate_for
 
 OVERLAY = Path(__file__).parents[2] / "gitops" / "overlays" / "local"
 IMG_A = "inferops-service@sha256:" + "a" * 64
@@ -24,11 +25,28 @@ def overlay() -> dict[str, str]:
     return {p.name: p.read_text() for p in OVERLAY.iterdir()}
 
 
+FAULTS = (("INFEROPS_FAULTS_ERROR_RATE", "0.01"),)
+"""The local overlay's env: its simulated service fails about 1% of requests."""
+
+
 def test_reads_the_local_overlay() -> None:
     state = read_state(overlay())
     assert state.weight == 0
     assert state.stable.replicas == 2
     assert state.canary.replicas == 0
+    assert state.stable.env == state.canary.env == FAULTS
+
+
+def test_a_releases_setting_overrides_the_local_error_rate_on_the_canary_only() -> None:
+    files = seed(overlay(), IMG_A)
+    state = read_state(files)
+    bad = candidate_for(state, IMG_B, {"INFEROPS_FAULTS_ERROR_RATE": "0.08", "X": "1"})
+    good = candidate_for(state, IMG_B, {"X": "1"})
+
+    for candidate, rate in ((bad, "0.08"), (good, "0.01")):
+        released = read_state(write_state(files, canary_at(state, candidate, 25)))
+        assert dict(released.canary.env) == {"INFEROPS_FAULTS_ERROR_RATE": rate, "X": "1"}
+        assert released.stable.env == FAULTS
 
 
 def test_write_then_read_round_trips_and_touches_only_changed_files() -> None:
@@ -78,7 +96,7 @@ def test_broken_yaml_names_the_file() -> None:
 
 def test_seeding_puts_the_image_on_stable_and_empties_the_canary() -> None:
     state = read_state(seed(overlay(), IMG_A, 3))
-    assert state.stable == TrackSpec(IMG_A, 3)
+    assert state.stable == TrackSpec(IMG_A, 3, FAULTS)
     assert state.canary.replicas == 0 and state.weight == 0
 
 
