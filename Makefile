@@ -86,7 +86,7 @@ lint: setup  ## ruff, mypy --strict, import-linter
 	$(BIN)/mypy inferops flows service/inferops_service
 	$(BIN)/lint-imports --no-cache > /dev/null
 
-bench-judge: setup  ## Benchmark the canary judge against Flagger- and Kayenta-like judges (~2 min on 2 cores)
+bench-judge: setup  ## Simulated releases through the shipped rollout (1, 10, 100 req/s), then the bare judge against Flagger- and Kayenta-like ones (~30 min)
 	$(BIN)/python -m bench.judge
 
 bench-service: setup  ## Benchmark the gateway (req/s, latency, CPU per request) against a trivial upstream with wrk (~1.5 min)

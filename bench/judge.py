@@ -1,31 +1,25 @@
-"""Benchmark: the sequential canary judge against Flagger-like and Kayenta-like judges.
+"""Benchmark: whole releases through the rollout as shipped, then the bare judges.
 
-Many simulated canaries (``bench.traffic``: heavy-tailed LLM latency that grows
-with the answer's length, TTFT, tokens, errors) at 1, 10 and 100 req/s, for an
-unchanged canary (A/A) and for injected regressions. Every judge sees the same
-samples:
+First, and what counts: simulated releases (``bench.release``) through the plan
+and the ``RolloutMachine`` the rollout flow drives, with an environment's
+shipped steps, windows, warm-up, budget and SLO file (``--env``, default
+``aws``), on LLM-shaped traffic (Poisson arrivals with bursts, 1% failures on
+both versions, heavy-tailed latencies and answers) at 1, 10 and 100 req/s of
+total traffic: ``--aa-releases`` unchanged canaries and ``--releases`` per
+regression. Reported with 95% intervals: the share promoted, the per-release
+rollback rate (false rollbacks for A/A, detection for regressions), and the
+median (with its interval) and p90 minutes to the right verdict.
 
-- ``sequential``: ``inferops.analysis.sample_judge.judge_samples`` with
-  ``loadtests/checks/llm-canary.yaml``, looking at all samples so far every
-  60/30/10 s at 1/10/100 req/s (it may look as often as one likes; these
-  intervals keep the simulation quick), with the last look at the horizon
-  marked final;
-- ``flagger-5`` and ``flagger-1``: 1-minute intervals, success rate >= 99% and
-  p99 latency below a threshold, rollback after 5 (and after 1) failed checks,
-  promotion after 10 passing intervals. The p99 threshold is set as an SRE
-  would from the stable's history at that traffic: the per-minute p99 that
-  an unchanged version exceeds in 5% of minutes;
-- ``kayenta``: one analysis after a 30-minute lifetime of per-minute error
-  rate, mean latency and p99 latency (it cannot see TTFT or tokens).
-
-Every canary runs until its judge decides or the 30-minute horizon ends
-(``hold``). Reported per judge, rate and scenario: the false-rollback rate
-(A/A), the detection rate (share of regressed canaries rolled back), and the
-median and p90 minutes and canary requests to the right verdict (promotion
-for A/A, rollback for regressions) among the canaries that reached it.
+Then, for comparison only, the bare judges on one canary at half the traffic
+against an equal baseline over 30 minutes (``bench.rivals``): the sequential
+judge alone (``judge_samples``), Flagger-like thresholds (rollback after 5 and
+after 1 failed minutes) and a Kayenta-like single analysis.
 
 Run ``python -m bench.judge`` (``--help`` for the knobs). The last line of the
-output is one JSON object with every figure.
+output is one JSON object; each row has ``mode`` (``rollout`` for the shipped
+path, ``bare``, ``flagger-like``, ``kayenta-like``), ``judge``, ``scenario``,
+``rate_rps`` (total), ``releases``, ``promote_rate``, ``false_rollback_rate`` or
+``detection_rate``, and the median and p90 minutes to the verdict.
 """
 
 from __future__ import annotations

@@ -147,14 +147,10 @@ def _steps(
     repo = target.repo()
     stable = steps.current_state(repo).stable
     settings = target.env.canary
-    planned = steps.plan(
-        settings.steps,
-        stable.replicas,
-        target.canary_replicas,
-        settings.warmup_s,
-        settings.capacity,
-    )
-    plan = steps.release_plan(spec, planned, settings, *_traffic(target))
+    plan = steps.plan_for(target, spec, get_run_logger().warning)
+    planned = [
+        steps.PlannedStep(s.weight, s.canary_replicas, s.stable_replicas) for s in plan.steps
+    ]
     get_run_logger().info("plan:\n%s", plan.describe())
     if not plan.fits:
         raise PlanRefused(f"{release_id} refused before it started: {plan.refusal()}")
@@ -224,24 +220,6 @@ def _result(
         "step": step,
         "weight": weight,
     }
-
-
-def _traffic(target: Target) -> tuple[float | None, str]:
-    """The total traffic the plan expects: configured, else the real traffic the metrics show."""
-    configured = target.env.canary.expected_rps
-    if configured:
-        return configured, "configured expected_rps"
-    if not target.on_cluster:
-        # Locally the load generator is all the traffic there is, and what the metrics hold
-        # of the last minutes is an earlier release's load, not the next one's.
-        return None, "the load generator's, measured as the release runs"
-    try:
-        seen = target.metrics().window_stats(target.track_labels("stable"), 600.0, time.time())
-    except Exception as exc:  # the plan can do without it: the budget still holds
-        get_run_logger().warning("could not read the recent traffic (%s); planning without", exc)
-        return None, "unknown"
-    rate = seen.requests / 600.0
-    return (rate, "metrics provider, last 10 min") if rate > 0 else (None, "unknown")
 
 
 @flow(name="rollout")

@@ -259,6 +259,38 @@ def _exit_for(result: dict[str, Any], as_json: bool) -> None:
     raise typer.Exit(0 if result["decision"] == "promote" else 2)
 
 
+def _print_plan(cfg: Any, env: str, as_json: bool) -> None:
+    from inferops import rollout as steps
+    from inferops.environments import open_target
+
+    target = open_target(cfg, env)
+    warnings: list[str] = []
+    made = steps.plan_for(target, target.slos(), warnings.append)
+    data = {
+        "env": env,
+        "fits": made.fits,
+        "rate_rps": made.rate_rps,
+        "rate_source": made.rate_source,
+        "expected_s": made.expected_s,
+        "budget_s": made.budget_s,
+        "needed_rps": made.needed_rps,
+        "coarsened": list(made.coarsened),
+        "steps": [
+            {
+                "weight": s.weight,
+                "canary_replicas": s.canary_replicas,
+                "stable_replicas": s.stable_replicas,
+                "expected_s": s.expected_s,
+                "comparable": s.machine.comparable,
+            }
+            for s in made.steps
+        ],
+        "warnings": warnings,
+    }
+    _print(data, as_json, "\n".join([*warnings, made.describe()]))
+    raise typer.Exit(0 if made.fits else 1)
+
+
 @app.command()
 def release(
     env: EnvOpt = "local",
@@ -266,10 +298,22 @@ def release(
     set_: SetOpt = [],  # noqa: B006 - typer reads the default, never mutates it
     config: ConfigOpt = Path("inferops.yaml"),
     as_json: JsonOpt = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the release plan (steps, the traffic each gets, how long an unchanged "
+            "canary should take, whether it fits the budget) and change nothing: exit 0 when "
+            "it fits, 1 when a release would be refused.",
+        ),
+    ] = False,
 ) -> None:
     """Build VERSION and roll it out as a canary. Exit 0 promoted, 2 rolled back, 1 error."""
     cfg = _config(config)
     service_env = _service_env(set_)
+    if plan:
+        _print_plan(cfg, env, as_json)
+        return
     _prepare(cfg, env)
     from flows.release import release as release_flow
 

@@ -9,9 +9,10 @@ verdict that would allow anything else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inferops.analysis.planning import Capacity, plan_steps
 from inferops.analysis.release_plan import ReleasePlan, plan_release
@@ -21,6 +22,9 @@ from inferops.config import CanaryPlan, CapacitySettings
 from inferops.gitops import history, messages
 from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, write_state
 from inferops.gitops.repo import GitOpsRepo
+
+if TYPE_CHECKING:
+    from inferops.environments import Target
 
 
 @dataclass(frozen=True)
@@ -170,3 +174,35 @@ def tracks_of(rows: Sequence[Mapping[str, Any]]) -> tuple[SampleSet, SampleSet]:
     tracks = split_tracks(rows)
     empty = SampleSet.concat([], "canary")
     return tracks.get("canary", empty), tracks.get("stable", SampleSet.concat([], "stable"))
+
+
+def expected_traffic(target: Target, warn: Callable[[str], None]) -> tuple[float | None, str]:
+    """The total traffic a release's plan expects: configured, else the real traffic seen."""
+    configured = target.env.canary.expected_rps
+    if configured:
+        return configured, "configured expected_rps"
+    if not target.on_cluster:
+        # Locally the load generator is all the traffic there is, and what the metrics hold
+        # of the last minutes is an earlier release's load, not the next one's.
+        return None, "the load generator's, measured as the release runs"
+    try:
+        seen = target.metrics().window_stats(target.track_labels("stable"), 600.0, time.time())
+    except Exception as exc:  # the plan can do without it: the budget still holds
+        warn(f"could not read the recent traffic ({exc}); planning without it")
+        return None, "unknown"
+    rate = seen.requests / 600.0
+    return (rate, "metrics provider, last 10 min") if rate > 0 else (None, "unknown")
+
+
+def plan_for(target: Target, spec: AnalysisSpec, warn: Callable[[str], None]) -> ReleasePlan:
+    """The plan of the next release on ``target``, from its GitOps state and traffic."""
+    settings = target.env.canary
+    stable = current_state(target.repo()).stable
+    planned = plan(
+        settings.steps,
+        stable.replicas,
+        target.canary_replicas,
+        settings.warmup_s,
+        settings.capacity,
+    )
+    return release_plan(spec, planned, settings, *expected_traffic(target, warn))
