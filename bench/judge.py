@@ -272,6 +272,8 @@ def rollout_row(
         "scenario": scenario.name,
         "rate_rps": rate,
         "releases": n,
+        "promoted": promoted,
+        "rolled_back": rolled,
         "refused_by_plan": refused,
         "promote_rate": round(promoted / n, 4),
         "promote_rate_ci95": [round(x, 4) for x in wilson(promoted, n)],
@@ -297,9 +299,7 @@ def rollout_table(rows: list[dict[str, Any]]) -> str:
         "-" * len(head),
     ]
     for r in rows:
-        n = r["releases"]
-        promoted = round(r["promote_rate"] * n)
-        rolled = round((r["false_rollback_rate"] or r["detection_rate"] or 0.0) * n)
+        n, promoted, rolled = r["releases"], r["promoted"], r["rolled_back"]
         med = r["minutes_to_verdict_median"]
         ci = r["minutes_to_verdict_median_ci95"]
         when = (
@@ -325,17 +325,14 @@ class Job:
     scenario: int
     releases: int
     seed: int
-
-
-_SETTINGS: Settings | None = None
-_SPEC: AnalysisSpec | None = None
+    settings: Settings
+    spec: AnalysisSpec
 
 
 def _run_job(job: Job) -> tuple[Job, list[Outcome], float]:
-    assert _SETTINGS is not None and _SPEC is not None
     started = time.perf_counter()
     outcomes = run_releases(
-        _SPEC, _SETTINGS, job.rate, SCENARIOS[job.scenario], job.releases, job.seed
+        job.spec, job.settings, job.rate, SCENARIOS[job.scenario], job.releases, job.seed
     )
     return job, outcomes, time.perf_counter() - started
 
@@ -366,15 +363,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
-    global _SETTINGS, _SPEC
-    _SETTINGS, _SPEC, slo_path = environment(args.env)
+    settings, spec, slo_path = environment(args.env)
     rates = [float(r) for r in args.rates.split(",")]
     started = time.perf_counter()
-    plans = {rate: release_plan(_SPEC, _SETTINGS, rate) for rate in rates}
+    plans = {rate: release_plan(spec, settings, rate) for rate in rates}
     for rate, plan in plans.items():
         print(f"--- inferops release --plan at {rate:g} req/s ({args.env}):\n{plan.describe()}\n")
     jobs = [
-        Job(rate, i, args.releases if s.regression else args.aa_releases, args.seed + i)
+        Job(
+            rate,
+            i,
+            args.releases if s.regression else args.aa_releases,
+            args.seed + i,
+            settings,
+            spec,
+        )
         for rate in rates
         for i, s in enumerate(SCENARIOS)
     ]
@@ -413,11 +416,11 @@ def main(argv: list[str] | None = None) -> int:
                 "config": {
                     "env": args.env,
                     "slo_file": slo_path.name,
-                    "steps": list(_SETTINGS.steps),
-                    "window_s": _SETTINGS.window_s,
-                    "warmup_s": _SETTINGS.warmup_s,
-                    "budget_s": _SETTINGS.budget_s,
-                    "live_s": _SETTINGS.live_s,
+                    "steps": list(settings.steps),
+                    "window_s": settings.window_s,
+                    "warmup_s": settings.warmup_s,
+                    "budget_s": settings.budget_s,
+                    "live_s": settings.live_s,
                     "plans": {
                         f"{r:g}": {
                             "fits": p.fits,

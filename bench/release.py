@@ -23,9 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.traffic import BASELINE, Scenario, draw_poisson
-from inferops.analysis.machine import Action, RolloutMachine
+from inferops.analysis.machine import Action
 from inferops.analysis.release_plan import ReleasePlan, plan_release
 from inferops.analysis.spec import AnalysisSpec
+from inferops.rollout import PlannedStep
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def release_plan(spec: AnalysisSpec, settings: Settings, rate: float) -> Release
     """The plan the flow would make at ``rate`` req/s of total traffic."""
     return plan_release(
         spec,
-        [(w, 1, 1) for w in settings.steps],
+        [PlannedStep(w, 1, 1) for w in settings.steps],
         window_s=settings.window_s,
         budget_s=settings.budget_s,
         rate_rps=rate,
@@ -65,22 +66,14 @@ class Outcome:
 
 
 def simulate(
-    spec: AnalysisSpec,
     plan: ReleasePlan,
     settings: Settings,
     rate: float,
     scenario: Scenario,
     rng: np.random.Generator,
 ) -> Outcome:
-    """One release from its first commit to its promotion or rollback (``spec``: the plan's)."""
-    machine = RolloutMachine(
-        spec,
-        [s.machine for s in plan.steps],
-        budget_s=settings.budget_s,
-        started_at=0.0,
-        warmup_s=settings.warmup_s,
-        describe=False,
-    )
+    """One release from its first commit to its promotion or rollback."""
+    machine = plan.machine(0.0, settings.warmup_s, describe=False)
     now = settings.live_s
     machine.step_live(now)
     while True:
@@ -117,7 +110,7 @@ def run_releases(
     """``releases`` independent releases of one scenario at one rate."""
     plan = release_plan(spec, settings, rate)
     rng = np.random.default_rng(seed)
-    return [simulate(plan.spec, plan, settings, rate, scenario, rng) for _ in range(releases)]
+    return [simulate(plan, settings, rate, scenario, rng) for _ in range(releases)]
 
 
 def wilson(hits: int, n: int) -> tuple[float, float]:

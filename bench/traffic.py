@@ -127,7 +127,7 @@ def draw(
         ts=np.array(ts),
         latency_s=r["latency_s"],
         ttft_s=r["ttft_s"],
-        ok=r["ok"],
+        ok=r["ok"].astype(np.bool_),
         output_tokens=r["output_tokens"],
         input_tokens=r["input_tokens"],
     )

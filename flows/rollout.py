@@ -1,16 +1,17 @@
 """Roll a candidate out as a canary, step by step, each step a GitOps commit.
 
 The runbook: take the environment's lock; finish any interrupted release;
-then for each traffic step commit the weight, wait until it is live, drive
-load, measure both tracks and judge. Continue, hold (more load), roll back
-or, after the last step, promote.
+plan the release from its traffic (refused before any commit when it cannot
+fit its time budget); then for each traffic step commit the weight, wait until
+it is live, and drive load window by window, feeding each window's requests to
+the rollout machine (``inferops.analysis.machine``) until it answers next
+step, roll back or, at full traffic, promote.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,30 +46,18 @@ def wait_live(target: Target, sha: str) -> None:
     get_run_logger().info("%s is live (%.1fs)", sha[:12], time.monotonic() - started)
 
 
-@dataclass(frozen=True)
-class Window:
-    """One load window: when it ran and the requests it recorded."""
-
-    start: float
-    end: float
-    samples: Path
-
-
 @task
-def drive_load(target: Target, label: str, seconds: float) -> Window:
-    """Drive ``seconds`` of the step's load through the router."""
+def drive_load(target: Target, label: str, seconds: float, spec: AnalysisSpec) -> Path:
+    """Drive ``seconds`` of the step's load through the router; the samples it recorded."""
     plan = target.env.canary
     profile = load_profile(target.config.path(plan.load_profile))
-    started = time.time()
+    prices = {"INFEROPS_LOAD_PRICES": json.dumps(spec.cost.model_dump())} if spec.cost else {}
     result = run_load(
         target.router_url,
         profile,
         target.state_dir / "loadtests" / label,
         duration_s=seconds,
-        env={
-            "INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens),
-            **({"INFEROPS_LOAD_PRICES": _prices(target)} if target.slos().cost else {}),
-        },
+        env={"INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens), **prices},
     )
     get_run_logger().info(
         "load %s: %d requests (%s)",
@@ -76,12 +65,7 @@ def drive_load(target: Target, label: str, seconds: float) -> Window:
         result.requests,
         ", ".join(f"{k} {v}" for k, v in sorted(result.by_track.items())),
     )
-    return Window(started, time.time(), result.samples_path)
-
-
-def _prices(target: Target) -> str:
-    cost = target.slos().cost
-    return json.dumps(cost.model_dump() if cost else {})
+    return result.samples_path
 
 
 def _publish(release_id: str, answer: Answer) -> None:
@@ -117,13 +101,13 @@ def _judge_step(target: Target, machine: RolloutMachine, release_id: str, index:
     window = 0
     while True:
         seconds = settings.window_s + (settings.warmup_s if window == 0 else 0.0)
-        loaded = drive_load(target, f"{release_id}-step{index}-{window}", seconds)
-        canary, stable = steps.tracks_of(read_samples(loaded.samples))
+        samples = drive_load(target, f"{release_id}-step{index}-{window}", seconds, machine.spec)
+        canary, stable = steps.tracks_of(read_samples(samples))
         machine.observe(canary, stable)
         answer = machine.decide(time.time())
         _publish(release_id, answer)
         logger = get_run_logger()
-        logger.info("%s: %s", answer.action.value, answer.reason.split(" Evidence: ")[0])
+        logger.info("%s: %s", answer.action.value, answer.headline)
         logger.info("evidence: %s", _progress_line(answer))
         if answer.action is not Action.GATHER:
             return answer
@@ -148,27 +132,18 @@ def _steps(
     stable = steps.current_state(repo).stable
     settings = target.env.canary
     plan = steps.plan_for(target, spec, get_run_logger().warning)
-    planned = [
-        steps.PlannedStep(s.weight, s.canary_replicas, s.stable_replicas) for s in plan.steps
-    ]
     get_run_logger().info("plan:\n%s", plan.describe())
     if not plan.fits:
         raise PlanRefused(f"{release_id} refused before it started: {plan.refusal()}")
-    machine = RolloutMachine(
-        plan.spec,
-        [s.machine for s in plan.steps],
-        budget_s=settings.budget_s,
-        started_at=time.time(),
-        warmup_s=settings.warmup_s,
-    )
-    total = len(planned)
+    machine = plan.machine(time.time(), settings.warmup_s)
+    total = len(plan.steps)
     reason = (
         f"{release_id} starts: canary {_describe(candidate.image, candidate.env)} "
         f"against stable {_describe(stable.image, stable.env)}."
     )
     verdict_so_far = "start"
     answer: Answer | None = None
-    for index, step in enumerate(planned, start=1):
+    for index, step in enumerate(plan.steps, start=1):
         weight = step.weight
         state = steps.at_step(steps.current_state(repo), candidate, step)
         message = messages.step(
@@ -200,7 +175,7 @@ def _steps(
     assert answer is not None and answer.action is Action.PROMOTE
     sha = record(
         steps.promoted(
-            steps.current_state(repo), max(stable.replicas, planned[-1].canary_replicas)
+            steps.current_state(repo), max(stable.replicas, plan.steps[-1].canary_replicas)
         ),
         messages.promote(release_id, total, candidate.image, reason),
     )

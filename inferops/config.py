@@ -127,8 +127,9 @@ class CanaryPlan(_Strict):
     expected_rps: Annotated[float, Field(gt=0)] | None = Field(
         default=None,
         description="Total traffic through the router during a release (real plus the load "
-        "generator's), for the plan; unset: what the metrics provider shows of the last "
-        "10 minutes, plus nothing for the load generator.",
+        "generator's), for the plan, which refuses a release this traffic cannot judge in "
+        "time; unset: on a cluster, the real traffic the metrics provider shows over the "
+        "last 10 minutes, a lower bound the plan forecasts with but does not refuse on.",
     )
     live_timeout_s: Annotated[float, Field(gt=0)] = 120.0
     load_profile: Path = Path("loadtests/profiles/step.yaml")

@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from inferops.analysis.planning import Capacity, plan_steps
-from inferops.analysis.release_plan import ReleasePlan, plan_release
+from inferops.analysis.release_plan import Placement, Priors, ReleasePlan, plan_release
 from inferops.analysis.samples import SampleSet, split_tracks
 from inferops.analysis.spec import AnalysisSpec
-from inferops.config import CanaryPlan, CapacitySettings
+from inferops.config import CapacitySettings
 from inferops.gitops import history, messages
 from inferops.gitops.manifests import DesiredState, TrackSpec, read_state, write_state
 from inferops.gitops.repo import GitOpsRepo
@@ -97,7 +97,7 @@ def canary_at(
     return replace(state, canary=canary, weight=weight).validate()
 
 
-def at_step(state: DesiredState, candidate: Candidate, step: PlannedStep) -> DesiredState:
+def at_step(state: DesiredState, candidate: Candidate, step: Placement) -> DesiredState:
     """The canary at a planned step, the stable scaled to the step's replicas."""
     moved = canary_at(state, candidate, step.weight, step.canary_replicas)
     stable = replace(moved.stable, replicas=step.stable_replicas)
@@ -151,58 +151,70 @@ def converge(repo: GitOpsRepo) -> str | None:
     return commit_state(repo, rolled_back(state), msg)
 
 
-def release_plan(
-    spec: AnalysisSpec,
-    planned: Sequence[PlannedStep],
-    settings: CanaryPlan,
-    rate_rps: float | None,
-    rate_source: str,
-) -> ReleasePlan:
-    """The release planned from its traffic: the machine's steps, expected time, fit."""
-    return plan_release(
-        spec,
-        [(s.weight, s.canary_replicas, s.stable_replicas) for s in planned],
-        window_s=settings.window_s,
-        budget_s=settings.budget_s,
-        rate_rps=rate_rps,
-        rate_source=rate_source,
-    )
-
-
 def tracks_of(rows: Sequence[Mapping[str, Any]]) -> tuple[SampleSet, SampleSet]:
     """The canary's and the stable's requests among the load generator's samples."""
     tracks = split_tracks(rows)
-    empty = SampleSet.concat([], "canary")
-    return tracks.get("canary", empty), tracks.get("stable", SampleSet.concat([], "stable"))
+
+    def track(name: str) -> SampleSet:
+        return tracks.get(name) or SampleSet.concat([], name)
+
+    return track("canary"), track("stable")
 
 
-def expected_traffic(target: Target, warn: Callable[[str], None]) -> tuple[float | None, str]:
+@dataclass(frozen=True)
+class Traffic:
+    """What the plan assumes of the traffic a release will see."""
+
+    rate_rps: float | None
+    source: str
+    priors: Priors
+    total: bool = True
+    """False: the real traffic alone, before the load the release adds."""
+
+
+def expected_traffic(target: Target, warn: Callable[[str], None]) -> Traffic:
     """The total traffic a release's plan expects: configured, else the real traffic seen."""
     configured = target.env.canary.expected_rps
     if configured:
-        return configured, "configured expected_rps"
+        return Traffic(configured, "configured expected_rps", Priors())
     if not target.on_cluster:
         # Locally the load generator is all the traffic there is, and what the metrics hold
         # of the last minutes is an earlier release's load, not the next one's.
-        return None, "the load generator's, measured as the release runs"
+        return Traffic(None, "the load generator's, measured as the release runs", Priors())
     try:
         seen = target.metrics().window_stats(target.track_labels("stable"), 600.0, time.time())
     except Exception as exc:  # the plan can do without it: the budget still holds
         warn(f"could not read the recent traffic ({exc}); planning without it")
-        return None, "unknown"
-    rate = seen.requests / 600.0
-    return (rate, "metrics provider, last 10 min") if rate > 0 else (None, "unknown")
+        return Traffic(None, "unknown", Priors())
+    if seen.requests <= 0:
+        return Traffic(None, "unknown (no traffic in the last 10 min)", Priors())
+    return Traffic(
+        seen.requests / 600.0,
+        "real traffic the metrics provider shows over the last 10 min",
+        Priors(error_rate=seen.errors / seen.requests),
+        total=False,
+    )
 
 
 def plan_for(target: Target, spec: AnalysisSpec, warn: Callable[[str], None]) -> ReleasePlan:
     """The plan of the next release on ``target``, from its GitOps state and traffic."""
     settings = target.env.canary
     stable = current_state(target.repo()).stable
-    planned = plan(
+    placed = plan(
         settings.steps,
         stable.replicas,
         target.canary_replicas,
         settings.warmup_s,
         settings.capacity,
     )
-    return release_plan(spec, planned, settings, *expected_traffic(target, warn))
+    traffic = expected_traffic(target, warn)
+    return plan_release(
+        spec,
+        placed,
+        window_s=settings.window_s,
+        budget_s=settings.budget_s,
+        rate_rps=traffic.rate_rps,
+        rate_source=traffic.source,
+        priors=traffic.priors,
+        rate_is_total=traffic.total,
+    )

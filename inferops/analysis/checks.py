@@ -415,8 +415,7 @@ def _required(check: Check, canary: SampleSet, baseline: SampleSet, limits: Limi
     ratio = _ratio_of_sides(len(canary), len(baseline))
     try:
         if check.metric in RATES:
-            _, n_b = _bad_events(check, baseline)
-            x_b, _ = _bad_events(check, baseline)
+            x_b, n_b = _bad_events(check, baseline)
             base = min((x_b + 1) / (n_b + 2) + theta, 0.999)
             return size.proportions_sample_size(
                 base, min(base + tau, 1.0), limits.alpha, limits.beta, ratio
@@ -428,10 +427,9 @@ def _required(check: Check, canary: SampleSet, baseline: SampleSet, limits: Limi
             return size.location_sample_size(
                 theirs[2], tau, limits.alpha, limits.beta, ratio, rank=False
             )
-        metric = QUANTILES[check.metric][0] if check.metric in QUANTILES else check.metric
-        logs = np.log(np.maximum(baseline.per_request(metric), 1e-9))
         if check.metric in QUANTILES:
             return None  # a quantile's need follows the tail; the sequential test reads it
+        logs = np.log(np.maximum(baseline.per_request(check.metric), 1e-9))
         return size.location_sample_size(_robust_sd(logs), tau, limits.alpha, limits.beta, ratio)
     except ValueError:
         return None

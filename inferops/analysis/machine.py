@@ -65,6 +65,7 @@ from inferops.analysis.checks import (
     limits_for,
     relative_estimate,
 )
+from inferops.analysis.evidence import WindowStats
 from inferops.analysis.sample_judge import METHOD
 from inferops.analysis.samples import SampleSet
 from inferops.analysis.spec import AnalysisSpec
@@ -125,12 +126,20 @@ class Answer:
     """What the machine answers at one look."""
 
     action: Action
-    reason: str
+    headline: str
+    """The answer in plain words."""
+    statistics: str
+    """The evidence behind it (may be empty)."""
     step: int
     """Index of the step this answer is about (0-based)."""
     weight: int
     verdict: Verdict
     progress: tuple[Progress, ...] = field(default_factory=tuple)
+
+    @property
+    def reason(self) -> str:
+        """The headline, then the statistics: what commits, artifacts and reports show."""
+        return _joined(self.headline, self.statistics)
 
     @property
     def done(self) -> bool:
@@ -218,6 +227,7 @@ class RolloutMachine:
         self._streaks: dict[str, int] = {}
         self._pooled: SampleSet | None = None
         self._pooled_stable: SampleSet | None = None
+        self._relative = {c.label for c in spec.checks if is_relative(c)}
         comparable = [i for i, s in enumerate(self.steps) if s.comparable and s.weight < 100]
         self.gate = comparable[-1] if comparable else None
         """The last step with a baseline, where every relative comparison must pass."""
@@ -299,14 +309,9 @@ class RolloutMachine:
         per_stratum = [self._estimates(s) for s in self._strata]
         results = []
         for check in self.spec.checks:
-            estimates = [e[check.label] for e in per_stratum if e.get(check.label) is not None]
-            result = evaluate(
-                check,
-                canary,
-                stable,
-                self.limits,
-                strata=[e for e in estimates if e is not None],
-            )
+            found = [e[check.label] for e in per_stratum]
+            strata = [e for e in found if e is not None]
+            result = evaluate(check, canary, stable, self.limits, strata=strata)
             streak = self._streaks.get(result.label, 0) + 1 if result.outcome is Outcome.FAIL else 0
             self._streaks[result.label] = streak
             results.append(replace(result, streak=streak))
@@ -320,9 +325,6 @@ class RolloutMachine:
                 return check.failure_limit or self.spec.failure_limit
         return self.spec.failure_limit
 
-    def _relative(self, result: CheckResult) -> bool:
-        return any(c.label == result.label and is_relative(c) for c in self.spec.checks)
-
     def _answer(self, results: list[CheckResult], now: float) -> Answer:
         step, index = self.step, self.step_index
         where = f"step {index + 1} of {len(self.steps)} ({step.weight}%)"
@@ -333,8 +335,9 @@ class RolloutMachine:
             more = f" (and {len(fatal) - 1} more failing)" if len(fatal) > 1 else ""
             return self._make(
                 Action.ROLLBACK,
-                f"{_plain(first)} at {where}{more}. Evidence: {first.detail}",
+                f"{_plain(first)} at {where}{more}.",
                 results,
+                first.detail,
             )
         elapsed = now - self.started_at
         if elapsed >= self.budget_s:
@@ -344,9 +347,9 @@ class RolloutMachine:
                 Action.ROLLBACK,
                 f"inconclusive: {what} not yet clear at {where} after {elapsed / 60:.1f} min, "
                 f"the release's time budget ({self.budget_s / 60:.0f} min); never promoted on "
-                "inconclusive evidence. Add traffic (synthetic load) or allow more time."
-                + (f" Evidence: {unclear[0].detail}" if unclear else ""),
+                "inconclusive evidence. Add traffic (synthetic load) or allow more time.",
                 results,
+                unclear[0].detail if unclear else "",
             )
         assert self.analysis_start is not None
         in_step = now - self.analysis_start
@@ -363,7 +366,7 @@ class RolloutMachine:
                 Action.NEXT, f"{where} showed no regression; on to the next step", results
             )
         if step.weight < 100:
-            relative = [r for r in results if self._relative(r)]
+            relative = [r for r in results if r.label in self._relative]
             unclear = [r for r in relative if r.outcome is not Outcome.PASS]
             if unclear:
                 return self._make(
@@ -390,12 +393,14 @@ class RolloutMachine:
             )
         return self._make(
             Action.PROMOTE,
-            f"promoted: every check passed after {total} canary requests "
-            f"({elapsed / 60:.1f} min): " + "; ".join(r.detail for r in results),
+            f"promoted: every check passed after {total} canary requests ({elapsed / 60:.1f} min).",
             results,
+            "; ".join(r.detail for r in results),
         )
 
-    def _make(self, action: Action, reason: str, results: list[CheckResult]) -> Answer:
+    def _make(
+        self, action: Action, headline: str, results: list[CheckResult], statistics: str = ""
+    ) -> Answer:
         canary, stable = self.pooled()
         evidence = Evidence(
             canary_requests=len(canary),
@@ -415,7 +420,7 @@ class RolloutMachine:
         )
         verdict = Verdict(
             _DECISION[action],
-            reason,
+            _joined(headline, statistics),
             tuple(results),
             canary.window_stats() if self.limits.describe else _EMPTY_STATS,
             stable.window_stats() if self.limits.describe and len(stable) else None,
@@ -424,12 +429,17 @@ class RolloutMachine:
         )
         return Answer(
             action,
-            reason,
+            headline,
+            statistics,
             self.step_index,
             self.step.weight,
             verdict,
             tuple(progress_of(r) for r in results),
         )
+
+
+def _joined(headline: str, statistics: str) -> str:
+    return f"{headline} Evidence: {statistics}" if statistics else headline
 
 
 def _names(results: Sequence[CheckResult]) -> str:
@@ -451,4 +461,4 @@ def _progress_words(results: Sequence[CheckResult]) -> str:
     )
 
 
-_EMPTY_STATS = SampleSet.concat([], "canary").window_stats()
+_EMPTY_STATS = WindowStats("canary", 0.0, 0.0, 0.0)

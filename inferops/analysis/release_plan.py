@@ -11,16 +11,18 @@ that would make it fit.
 How the estimate is made (normal approximations; the judge itself is exact
 where it matters and sequential, so this is a forecast, not a promise):
 
-- each step's dwell is ``window_s``, or longer where the canary needs more
-  time to serve ``min_requests`` at the step's share of ``rate_rps``;
+- each step lasts at least ``window_s`` and until the canary has served
+  ``min_requests / STEP_SHARE`` requests at the step's share of ``rate_rps``
+  (the machine waits on the requests themselves, not on this forecast);
 - a relative comparison between canary and stable gains information at
   ``1 / (sigma^2 (1/r_c + 1/r_s))`` per second (``r_c``, ``r_s`` the tracks'
   request rates, ``sigma^2`` one request's variance on the comparison's scale),
   in every comparable step; an unchanged canary passes once that information
   reaches the level at which the mixture test's pass evidence crosses
   ``missed_regression_rate`` with the regression worth detecting as drift;
-- ``sigma`` comes from ``Priors``: the error rate the metrics provider shows
-  (or 1%), and typical log-scale spreads of LLM latencies, tokens and costs.
+- ``sigma`` comes from ``Priors``: the stable version's error rate (what the
+  metrics provider shows on a cluster, else 1%) and typical log-scale spreads
+  of LLM latencies, tokens and costs.
 
 A step is *comparable* when each canary pod carries about the load of each
 stable pod (within ``LOAD_MATCH``): on two replicas at 10%, a canary pod
@@ -33,11 +35,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from scipy.optimize import brentq
 
 from inferops.analysis.checks import bounds, is_relative, label, limits_for
-from inferops.analysis.machine import StepPlan
+from inferops.analysis.machine import RolloutMachine, StepPlan
 from inferops.analysis.sequential import normal_mixture_log_lr
 from inferops.analysis.spec import QUANTILES, RATES, TOTALS, AnalysisSpec, Check
 
@@ -61,6 +64,17 @@ SPREADS: Mapping[str, float] = {
 """Typical standard deviations of one request's log value (or a cost's CV) in LLM traffic."""
 
 _RANK_EFFICIENCY = 3 / math.pi
+
+
+class Placement(Protocol):
+    """One step as the platform runs it: the weight and both tracks' replicas."""
+
+    @property
+    def weight(self) -> int: ...
+    @property
+    def canary_replicas(self) -> int: ...
+    @property
+    def stable_replicas(self) -> int: ...
 
 
 class PlanRefused(ValueError):
@@ -88,17 +102,6 @@ class PlannedStep:
 
 
 @dataclass(frozen=True)
-class Need:
-    """One relative comparison's evidence need."""
-
-    check: str
-    information: float
-    """Information (tau^2 I) at which an unchanged canary passes."""
-    rate: float | None
-    """Information gained per second at the gate step (None: rate unknown)."""
-
-
-@dataclass(frozen=True)
 class ReleasePlan:
     """The steps, their expected durations and whether the release fits its budget."""
 
@@ -107,7 +110,6 @@ class ReleasePlan:
     rate_source: str
     budget_s: float
     expected_s: float | None
-    needs: tuple[Need, ...]
     slowest: str | None
     """The check that sets the release's pace."""
     fits: bool
@@ -117,6 +119,21 @@ class ReleasePlan:
     """The checks the machine judges: the SLO file's, coarsened where the plan had to."""
     coarsened: tuple[str, ...] = ()
     """Sentences naming each check judged on a coarser regression than the finest asked."""
+    problem: str | None = None
+    """Why no traffic can make the plan fit (it then does not fit)."""
+    rate_is_total: bool = True
+    """False: ``rate_rps`` is the real traffic alone, before the release's own load."""
+
+    def machine(self, started_at: float, warmup_s: float, describe: bool = True) -> RolloutMachine:
+        """The rollout machine that judges this plan, its clock starting at ``started_at``."""
+        return RolloutMachine(
+            self.spec,
+            [s.machine for s in self.steps],
+            budget_s=self.budget_s,
+            started_at=started_at,
+            warmup_s=warmup_s,
+            describe=describe,
+        )
 
     def describe(self) -> str:
         """The plan as people read it."""
@@ -145,10 +162,17 @@ class ReleasePlan:
             lines.append("expected: unknown until traffic is measured (the budget still holds)")
         if not self.fits:
             lines.append(self.refusal())
+        elif self.needed_rps:
+            lines.append(
+                f"note: at the real traffic alone {self.refusal()}; the release's own load "
+                "comes on top, so it starts and the budget decides"
+            )
         return "\n".join(lines)
 
     def refusal(self) -> str:
         """Why the plan does not fit, and what would make it fit."""
+        if self.problem:
+            return self.problem
         need = f"about {self.expected_s / 60:.0f} min" if self.expected_s else "more time"
         fix = (
             f"; it fits with about {self.needed_rps:.3g} req/s of total traffic "
@@ -193,108 +217,128 @@ def _variance(check: Check, priors: Priors) -> float:
     return spread**2 / _RANK_EFFICIENCY
 
 
-def _plan_fixed(
-    spec: AnalysisSpec,
-    steps: Sequence[tuple[int, int, int]],
-    *,
-    window_s: float,
-    budget_s: float,
-    rate_rps: float | None,
-    rate_source: str = "configured",
-    priors: Priors | None = None,
-    all_comparable: bool = False,
-) -> ReleasePlan:
-    """Plan ``steps`` (weight, canary replicas, stable replicas) at ``rate_rps`` of traffic.
+STEP_SHARE = 4
+"""A step below 100% serves at least ``min_requests / STEP_SHARE`` canary requests."""
 
-    ``all_comparable`` treats every step below 100% as load-matched (a simulation whose
-    pods' speed does not depend on their load).
-    """
-    priors = priors or Priors()
-    limits = limits_for(spec, describe=False)
-    needed_nu = pass_information(limits.beta)
+
+@dataclass(frozen=True)
+class _Inputs:
+    steps: Sequence[Placement]
+    window_s: float
+    budget_s: float
+    rate_rps: float | None
+    rate_source: str
+    priors: Priors
+    all_comparable: bool
+    rate_is_total: bool
+
+
+def _layout(
+    spec: AnalysisSpec, inputs: _Inputs, rate: float | None
+) -> tuple[list[PlannedStep], str | None]:
+    """The steps at ``rate`` with their expected durations, and the check setting the pace."""
     relative = [c for c in spec.checks if is_relative(c)]
-
-    def layout(rate: float | None) -> tuple[list[PlannedStep], list[Need], str | None]:
-        planned: list[PlannedStep] = []
-        gained = dict.fromkeys((c.label for c in relative), 0.0)
-        shown: list[Need] = []
-        slowest: str | None = None
-        flags = [(all_comparable and w < 100) or comparable(w, c, s) for w, c, s in steps]
-        gate = max((i for i, f in enumerate(flags) if f), default=None)
-        for i, ((weight, canary_replicas, stable_replicas), flag) in enumerate(
-            zip(steps, flags, strict=True)
-        ):
-            share = weight / 100
-            canary_rps = rate * share if rate else None
-            dwell = window_s
-            if canary_rps:
-                dwell = max(window_s, spec.min_requests / 4 / canary_rps if weight < 100 else 0)
-            expected: float | None = dwell if rate else None
-            rates: dict[str, float] = {}
-            if rate and flag:
-                rc, rs = rate * share, rate * (1 - share)
-                for c in relative:
-                    _, tau = bounds(c)
-                    rates[c.label] = tau**2 / (_variance(c, priors) * (1 / rc + 1 / rs))
-            if i == gate and rate:
-                waits = {
-                    lbl: max(0.0, needed_nu - gained[lbl]) / r for lbl, r in rates.items() if r > 0
-                }
-                longest = max(waits.values(), default=0.0)
-                if waits:
-                    slowest = max(waits, key=waits.__getitem__)
-                expected = max(dwell, longest)
-                shown = [Need(lbl, needed_nu, rates.get(lbl)) for lbl in gained]
-            if rate:
-                for lbl, r in rates.items():
-                    gained[lbl] += r * (expected or 0.0)
-            planned.append(
-                PlannedStep(
-                    weight,
-                    canary_replicas,
-                    stable_replicas,
-                    StepPlan(
-                        weight,
-                        dwell_s=dwell,
-                        min_requests=math.ceil(spec.min_requests / 4) if weight < 100 else 0,
-                        comparable=flag,
-                    ),
-                    canary_rps,
-                    expected,
-                )
+    needed_nu = pass_information(limits_for(spec, describe=False).beta)
+    step_requests = math.ceil(spec.min_requests / STEP_SHARE)
+    flags = [
+        (inputs.all_comparable and p.weight < 100)
+        or comparable(p.weight, p.canary_replicas, p.stable_replicas)
+        for p in inputs.steps
+    ]
+    gate = max((i for i, f in enumerate(flags) if f), default=None)
+    gained = dict.fromkeys((c.label for c in relative), 0.0)
+    planned: list[PlannedStep] = []
+    slowest: str | None = None
+    for i, (placed, flag) in enumerate(zip(inputs.steps, flags, strict=True)):
+        weight = placed.weight
+        share = weight / 100
+        canary_rps = rate * share if rate else None
+        # The machine's dwell is the window; the forecast adds the time the canary needs for
+        # the step's requests at the planned rate (a forecast only: the rate may be a guess).
+        dwell = inputs.window_s
+        if canary_rps and weight < 100:
+            dwell_forecast = max(dwell, step_requests / canary_rps)
+        else:
+            dwell_forecast = dwell
+        # Information per second each relative comparison gains at this step.
+        gains: dict[str, float] = {}
+        if rate and flag:
+            per_request = 1 / (rate * share) + 1 / (rate * (1 - share))
+            gains = {
+                c.label: bounds(c)[1] ** 2 / (_variance(c, inputs.priors) * per_request)
+                for c in relative
+            }
+        expected: float | None = dwell_forecast if rate else None
+        if i == gate and gains:
+            waits = {lbl: max(0.0, needed_nu - gained[lbl]) / g for lbl, g in gains.items()}
+            slowest = max(waits, key=waits.__getitem__)
+            expected = max(dwell_forecast, waits[slowest])
+        for lbl, g in gains.items():
+            gained[lbl] += g * (expected or 0.0)
+        machine = StepPlan(
+            weight,
+            dwell_s=dwell,
+            min_requests=step_requests if weight < 100 else 0,
+            comparable=flag,
+        )
+        planned.append(
+            PlannedStep(
+                weight,
+                placed.canary_replicas,
+                placed.stable_replicas,
+                machine,
+                canary_rps,
+                expected,
             )
-        if gate is None and relative:
-            slowest = "no step below 100% with load-matched pods"
-        return planned, shown, slowest
+        )
+    return planned, slowest
 
-    planned, needs, slowest = layout(rate_rps)
-    no_gate = bool(relative) and not any(p.machine.comparable for p in planned)
-    expected = sum(p.expected_s or 0.0 for p in planned) if rate_rps and not no_gate else None
-    fits = not no_gate and (expected is None or expected <= PLAN_SHARE * budget_s)
+
+def _total(steps: Sequence[PlannedStep]) -> float:
+    return sum(s.expected_s or 0.0 for s in steps)
+
+
+def _plan_fixed(spec: AnalysisSpec, inputs: _Inputs) -> ReleasePlan:
+    """The plan for ``spec`` as it is (no regression coarsened)."""
+    planned, slowest = _layout(spec, inputs, inputs.rate_rps)
+    target = PLAN_SHARE * inputs.budget_s
+    problem: str | None = None
+    if any(is_relative(c) for c in spec.checks) and not any(p.machine.comparable for p in planned):
+        problem = (
+            "no step below 100% has canary pods loaded like the stable ones (within "
+            f"{LOAD_MATCH:g}x per pod), so the comparisons with the stable version cannot be "
+            "judged: add a step where canary_replicas / stable_replicas is about "
+            "weight / (100 - weight)"
+        )
+    expected = _total(planned) if inputs.rate_rps and not problem else None
+    # A rate that is only the real traffic leaves out the load the release adds: too low a
+    # figure to refuse on, so the budget alone judges such a release.
+    slow = expected is not None and expected > target
+    fits = problem is None and not (slow and inputs.rate_is_total)
     needed_rps: float | None = None
-    if not fits and not no_gate and rate_rps:
+    if slow and not problem and inputs.rate_rps:
 
         def over(rate: float) -> float:
-            steps_at, _, _ = layout(rate)
-            return sum(s.expected_s or 0.0 for s in steps_at) - PLAN_SHARE * budget_s
+            return _total(_layout(spec, inputs, rate)[0]) - target
 
-        high = rate_rps
+        high = inputs.rate_rps
         for _ in range(40):
             high *= 2
             if over(high) <= 0:
-                needed_rps = float(brentq(over, rate_rps, high, xtol=0.01))
+                needed_rps = float(brentq(over, inputs.rate_rps, high, xtol=0.01))
                 break
     return ReleasePlan(
         tuple(planned),
-        rate_rps,
-        rate_source,
-        budget_s,
+        inputs.rate_rps,
+        inputs.rate_source,
+        inputs.budget_s,
         expected,
-        tuple(needs),
         slowest,
         fits,
         needed_rps,
         spec,
+        problem=problem,
+        rate_is_total=inputs.rate_is_total,
     )
 
 
@@ -304,7 +348,7 @@ _LADDER = 1.25
 
 def plan_release(
     spec: AnalysisSpec,
-    steps: Sequence[tuple[int, int, int]],
+    steps: Sequence[Placement],
     *,
     window_s: float,
     budget_s: float,
@@ -312,28 +356,29 @@ def plan_release(
     rate_source: str = "configured",
     priors: Priors | None = None,
     all_comparable: bool = False,
+    rate_is_total: bool = True,
 ) -> ReleasePlan:
-    """Plan ``steps`` (weight, canary replicas, stable replicas) at ``rate_rps`` of traffic.
+    """Plan ``steps`` at ``rate_rps`` of total traffic.
 
     Where the finest regressions worth detecting cannot be shown within ``PLAN_SHARE`` of
     the budget, checks that allow it (``worth_detecting_max``) fall back, the slowest
     first, to coarser ones; the plan names each. ``all_comparable`` treats every step
     below 100% as load-matched (a simulation whose pods' speed does not depend on load).
+    ``rate_is_total=False`` says ``rate_rps`` leaves out the load the release adds: such a
+    plan coarsens and forecasts as usual but is not refused for being slow.
     """
 
-    def attempt(current: AnalysisSpec) -> ReleasePlan:
-        return _plan_fixed(
-            current,
-            steps,
-            window_s=window_s,
-            budget_s=budget_s,
-            rate_rps=rate_rps,
-            rate_source=rate_source,
-            priors=priors,
-            all_comparable=all_comparable,
-        )
-
-    plan = attempt(spec)
+    inputs = _Inputs(
+        steps,
+        window_s,
+        budget_s,
+        rate_rps,
+        rate_source,
+        priors or Priors(),
+        all_comparable,
+        rate_is_total,
+    )
+    plan = _plan_fixed(spec, inputs)
     current = spec
     changed: dict[str, tuple[float, float]] = {}
     while plan.expected_s is not None and plan.expected_s > PLAN_SHARE * budget_s:
@@ -349,7 +394,7 @@ def plan_release(
             for c in current.checks
         ]
         current = current.model_copy(update={"checks": checks})
-        plan = attempt(current)
+        plan = _plan_fixed(current, inputs)
     notes = tuple(
         f"{name}: a regression of {_amount(spec, name, finest)} cannot be shown within "
         f"{PLAN_SHARE * budget_s / 60:.0f} min at {rate_rps:g} req/s; this release detects "

@@ -124,7 +124,7 @@ class Check(BaseModel):
     worth_detecting_max: Annotated[float, Field(gt=0, le=10)] | None = Field(
         default=None,
         description="Coarsest regression worth detecting the release plan may fall back to "
-        "when the traffic cannot show worth_detecting within half the time budget (the plan "
+        "when the traffic cannot show worth_detecting within a third of the time budget (the plan "
         "says so before the release starts); unset: never coarser, and such a plan is refused.",
     )
     within: dict[PerRequest, Annotated[float, Field(gt=0)]] | None = Field(

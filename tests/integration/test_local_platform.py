@@ -49,11 +49,17 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 
 def tracks_of(target: Target, n: int) -> collections.Counter[str]:
+    """Which track answered each of ``n`` requests.
+
+    The local service fails about 1% of requests on purpose, like a real one: such an
+    answer counts for its track too; any other failure fails the test.
+    """
     counts: collections.Counter[str] = collections.Counter()
     with httpx.Client(base_url=target.layout.router_url, timeout=10) as client:
         for _ in range(n):
             resp = client.post("/v1/chat/completions", json=BODY)
-            assert resp.status_code == 200
+            injected = resp.status_code == 500 and "simulated fault" in resp.text
+            assert resp.status_code == 200 or injected, resp.text
             counts[resp.headers["x-inferops-track"]] += 1
     return counts
 

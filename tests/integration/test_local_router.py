@@ -22,6 +22,7 @@ import httpx
 import pytest
 from support import needs_binaries
 
+from inferops.platforms.local_agent import reload_nginx
 from inferops.platforms.local_render import (
     Pod,
     render_idle_upstreams,
@@ -83,11 +84,21 @@ class Router:
     url: str
 
     def route(self, pods: list[Pod], weight: int, revision: str) -> None:
-        """Point nginx at ``pods`` as the agent does, and wait until it serves them."""
+        """Point nginx at ``pods`` as the agent does, and wait until only they are served."""
         (self.dir / "upstreams.conf").write_text(render_upstreams(pods, weight, revision))
         (self.dir / "revision.conf").write_text(render_revision(revision))
-        self.nginx("-s", "reload")
-        self.wait_for(revision)
+        reload_nginx(
+            lambda: self.nginx("-s", "reload"),
+            self.dir / "nginx.pid",
+            lambda: self.serves(revision),
+            15.0,
+        )
+
+    def serves(self, revision: str) -> bool:
+        try:
+            return httpx.get(f"{self.url}/-/revision", timeout=1).text == revision
+        except httpx.TransportError:
+            return False
 
     def nginx(self, *args: str) -> None:
         conf = self.dir / "nginx.conf"
@@ -102,11 +113,8 @@ class Router:
     def wait_for(self, revision: str) -> None:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/-/revision", timeout=1).text == revision:
-                    return
-            except httpx.TransportError:
-                pass
+            if self.serves(revision):
+                return
             time.sleep(0.05)
         pytest.fail(f"nginx did not serve revision {revision}: {self.dir / 'error.log'}")
 
@@ -160,6 +168,15 @@ def headers(response: httpx.Response, name: str) -> list[str]:
     return response.headers.get_list(name)
 
 
+def assert_each_names_its_track(answers: list[httpx.Response], stable: Pod, canary: Pod) -> None:
+    """Answered by stable (200) or failed on the canary: one track and version header each."""
+    versions = {"stable": stable.version, "canary": canary.version}
+    for answer in answers:
+        track = "stable" if answer.status_code == 200 else "canary"
+        assert headers(answer, "x-inferops-track") == [track]
+        assert headers(answer, "x-inferops-version") == [versions[track]]
+
+
 def test_a_dead_canary_pods_502s_name_the_canary(
     router: Router, pods: Callable[[Pod, FakePod], None]
 ) -> None:
@@ -168,14 +185,10 @@ def test_a_dead_canary_pods_502s_name_the_canary(
     router.route([stable, canary], 50, "r1")
 
     answers = router.answers(20)
-    versions = {"stable": stable.version, "canary": canary.version}
 
     # Not retried on stable, not taken out of rotation: the canary's share fails, as its own.
     assert collections.Counter(a.status_code for a in answers) == {200: 10, 502: 10}
-    for answer in answers:
-        track = "stable" if answer.status_code == 200 else "canary"
-        assert headers(answer, "x-inferops-track") == [track]
-        assert headers(answer, "x-inferops-version") == [versions[track]]
+    assert_each_names_its_track(answers, stable, canary)
 
 
 def test_a_pods_own_headers_pass_alone_and_are_added_where_it_sends_none(
@@ -187,13 +200,9 @@ def test_a_pods_own_headers_pass_alone_and_are_added_where_it_sends_none(
     router.route([stable, canary], 25, "r2")
 
     answers = router.answers(12)
-    versions = {"stable": stable.version, "canary": canary.version}
 
     assert collections.Counter(a.status_code for a in answers) == {200: 9, 500: 3}
-    for answer in answers:
-        track = "stable" if answer.status_code == 200 else "canary"
-        assert headers(answer, "x-inferops-track") == [track]
-        assert headers(answer, "x-inferops-version") == [versions[track]]
+    assert_each_names_its_track(answers, stable, canary)
 
 
 def test_before_any_pod_the_router_names_no_track(router: Router) -> None:

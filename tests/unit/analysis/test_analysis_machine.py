@@ -12,6 +12,7 @@ from inferops.analysis.release_plan import plan_release
 from inferops.analysis.sample_judge import judge_samples
 from inferops.analysis.spec import parse_spec
 from inferops.analysis.verdict import Decision
+from inferops.rollout import PlannedStep
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = parse_spec(yaml.safe_load((ROOT / "loadtests/checks/llm-canary.yaml").read_text()))
@@ -140,8 +141,13 @@ def test_a_large_unchanged_canary_is_not_rolled_back() -> None:
     assert machine.decide(600.0).action is Action.NEXT
 
 
+def placed(*weights: int, canary: int = 1, stable: int = 1) -> list[PlannedStep]:
+    """Steps on ``canary`` and ``stable`` replicas."""
+    return [PlannedStep(w, canary, stable) for w in weights]
+
+
 def test_the_plan_refuses_a_release_the_traffic_cannot_judge_in_time() -> None:
-    steps = [(10, 1, 1), (50, 1, 1), (100, 1, 1)]
+    steps = placed(10, 50, 100)
     slow = plan_release(SPEC, steps, window_s=10, budget_s=1800, rate_rps=1.0)
     assert not slow.fits
     assert slow.needed_rps is not None and slow.needed_rps > 1.0
@@ -151,9 +157,25 @@ def test_the_plan_refuses_a_release_the_traffic_cannot_judge_in_time() -> None:
     assert [s.machine.comparable for s in fast.steps] == [False, True, False]
 
 
+def test_real_traffic_alone_forecasts_but_does_not_refuse() -> None:
+    """The release adds its own load to what the metrics show: too low a figure to refuse on."""
+    plan = plan_release(
+        SPEC, placed(10, 50, 100), window_s=10, budget_s=1800, rate_rps=1.0, rate_is_total=False
+    )
+    assert plan.fits and plan.needed_rps is not None
+    assert "at the real traffic alone" in plan.describe()
+
+
+def test_a_plan_without_a_load_matched_step_is_refused_saying_what_to_change() -> None:
+    plan = plan_release(
+        SPEC, placed(10, 25, 100, stable=9 * 4), window_s=10, budget_s=1800, rate_rps=100.0
+    )
+    assert not plan.fits and plan.needed_rps is None
+    assert "canary_replicas / stable_replicas" in plan.refusal()
+
+
 def test_the_plan_falls_back_to_coarser_regressions_where_the_spec_allows_and_says_so() -> None:
-    steps = [(50, 1, 1), (100, 1, 1)]
-    plan = plan_release(SPEC, steps, window_s=10, budget_s=1800, rate_rps=10.0)
+    plan = plan_release(SPEC, placed(50, 100), window_s=10, budget_s=1800, rate_rps=10.0)
     error = next(c for c in plan.spec.checks if c.metric == "error_rate")
     assert SPEC.checks[0].worth < error.worth <= 0.02
     assert any("error rate" in note for note in plan.coarsened)
