@@ -17,6 +17,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import State
+from prefect.states import Completed, Failed
 
 from inferops import rollout as steps
 from inferops.analysis.machine import Action, Answer, RolloutMachine
@@ -190,11 +192,35 @@ def _result(
         "release_id": release_id,
         "decision": decision,
         "revision": sha,
+        "headline": answer.headline,
         "reason": answer.reason,
         "verdict": answer.verdict.to_dict(),
         "step": step,
         "weight": weight,
     }
+
+
+def final_state(result: dict[str, Any]) -> State:
+    """The run's final state: ``Promoted`` (completed) or ``RolledBack`` (failed).
+
+    A rolled-back release is a release that did not ship, so its run ends failed, in red
+    where Prefect lists runs and for automations that watch failures; its message is the
+    reason in plain words, and its result is the same verdict a promotion carries.
+    """
+    headline = f"{result['release_id']}: {result['headline']}"
+    if result["decision"] == "promote":
+        return Completed(data=result, name="Promoted", message=headline)
+    return Failed(data=result, name="RolledBack", message=headline)
+
+
+def verdict_of(state: State) -> dict[str, Any]:
+    """The verdict a rollout or release run returned; an error it ended with is raised."""
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, BaseException):
+        raise data
+    if not isinstance(data, dict):
+        raise RuntimeError(f"the run ended {state.name} without a verdict: {state.message}")
+    return data
 
 
 @flow(name="rollout")
@@ -203,8 +229,11 @@ def rollout(
     env: str = "local",
     service_env: dict[str, str] | None = None,
     config_path: str = "inferops.yaml",
-) -> dict[str, Any]:
-    """Roll ``image`` out on ``env`` as a canary; returns the final verdict."""
+) -> State:
+    """Roll ``image`` out on ``env`` as a canary; ends ``Promoted`` or ``RolledBack``.
+
+    Call it with ``return_state=True`` and read the verdict with ``verdict_of``.
+    """
     target = open_target(load_config(config_path), env)
     repo = target.repo()
     with target.lock(f"release {history.next_release_id(repo.log())}") as hold:
@@ -216,4 +245,4 @@ def rollout(
             wait_live(target, interrupted)
         candidate = steps.candidate_for(steps.current_state(repo), image, service_env)
         release_id = history.next_release_id(repo.log())
-        return _steps(target, hold, target.slos(), release_id, candidate)
+        return final_state(_steps(target, hold, target.slos(), release_id, candidate))

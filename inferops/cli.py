@@ -316,8 +316,10 @@ def release(
         return
     _prepare(cfg, env)
     from flows.release import release as release_flow
+    from flows.rollout import verdict_of
 
-    _exit_for(release_flow(env, version, service_env, str(config)), as_json)
+    state = release_flow(env, version, service_env, str(config), return_state=True)
+    _exit_for(verdict_of(state), as_json)
 
 
 @app.command()
@@ -333,8 +335,10 @@ def rollout(
     service_env = _service_env(set_)
     _prepare(cfg, env)
     from flows.rollout import rollout as rollout_flow
+    from flows.rollout import verdict_of
 
-    _exit_for(rollout_flow(image, env, service_env, str(config)), as_json)
+    state = rollout_flow(image, env, service_env, str(config), return_state=True)
+    _exit_for(verdict_of(state), as_json)
 
 
 def _live_summary(env: str, state: LiveState) -> list[str]:

@@ -7,6 +7,7 @@ A plain module, imported by name (``from support import ...``): a test that impo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -40,6 +41,44 @@ def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=600,
         check=False,
     )
+
+
+_RUNS = """
+import json, sys
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.sorting import FlowRunSort
+
+with get_client(sync_client=True) as client:
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[sys.argv[1]])),
+        sort=FlowRunSort.START_TIME_DESC,
+        limit=20,
+    )
+print(json.dumps([
+    {"type": r.state.type.value, "name": r.state.name, "message": r.state.message}
+    for r in runs if r.state is not None
+]))
+"""
+
+
+def flow_runs(flow_name: str) -> list[dict[str, str]]:
+    """The latest runs of a flow as Prefect's API lists them (newest first).
+
+    Asked in a process of its own, as ``run_cli``'s commands run: in ephemeral mode that
+    process starts the API over the same database and stops it when it exits.
+    """
+    env = {**os.environ}
+    env.pop("PREFECT_API_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", _RUNS, flow_name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 @contextlib.contextmanager

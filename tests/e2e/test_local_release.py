@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import needs_binaries, run_cli, running_env, write_config
+from support import flow_runs, needs_binaries, run_cli, running_env, write_config
 
 from inferops.config import load_config
 from inferops.environments import Target, open_target
@@ -105,6 +105,21 @@ def test_a_bad_version_is_rolled_back(env_dir: Path) -> None:
     assert status.live and status.weights == {"stable": 100, "canary": 0}
     assert {p["track"] for p in status.pods} == {"stable"}
     assert live_tracks(env_dir) == {"stable": 40}
+
+
+def test_each_release_run_ends_in_a_state_that_names_its_outcome(env_dir: Path) -> None:
+    """Prefect lists a rolled-back release as failed, a promoted one as completed."""
+    releases = {r["release_id"]: r["outcome"] for r in history(env_dir)}
+    runs = flow_runs("release")
+    assert len(runs) >= 2, runs
+    by_release = {r["message"].split(":")[0]: r for r in runs}
+    seen = {rid: by_release[rid] for rid in releases if rid in by_release}
+    assert {(releases[rid], r["type"], r["name"]) for rid, r in seen.items()} == {
+        ("promoted", "COMPLETED", "Promoted"),
+        ("rolled back", "FAILED", "RolledBack"),
+    }
+    rolled_back = next(r for rid, r in seen.items() if releases[rid] == "rolled back")
+    assert "at step" in rolled_back["message"]  # the reason in plain words
 
 
 def test_a_second_release_is_refused_while_one_holds_the_environment(env_dir: Path) -> None:
