@@ -2,7 +2,8 @@
 
 The model (per request, all draws independent across requests):
 
-- input tokens: log-normal, median 400, sigma 0.8, 16 to 8,192;
+- input tokens: log-normal, median 400, sigma 0.8, 16 to 8,192; the client
+  records its prompt's size in characters (about 4 a token) before sending;
 - output tokens: log-normal, median 180, sigma 0.7, 1 to 2,048;
 - time to first token: prefill ``0.05 s + 0.15 ms x input tokens`` times a
   log-normal(0, 0.3) batching factor, plus a queueing delay (exponential,
@@ -82,7 +83,11 @@ def _requests(
     rng: np.random.Generator, shape: tuple[int, ...], change: Scenario
 ) -> dict[str, Array]:
     """The per-request model, for requests of the given shape."""
-    inputs = np.clip(np.round(rng.lognormal(np.log(400), 0.8, shape) * change.inputs), 16, 8192)
+    asked = rng.lognormal(np.log(400), 0.8, shape)
+    # The client's own measure of its prompt (about 4 characters a token): a regression in
+    # the prompt the service builds (a longer template) changes the tokens, not this.
+    chars = np.round(asked * 4 * rng.lognormal(0.0, 0.1, shape))
+    inputs = np.clip(np.round(asked * change.inputs), 16, 8192)
     outputs = np.clip(np.round(rng.lognormal(np.log(180), 0.7, shape) * change.tokens), 1, 2048)
     queued = rng.random(shape) < 0.03
     ttft = (0.05 + 0.15e-3 * inputs) * rng.lognormal(0.0, 0.3, shape)
@@ -108,6 +113,7 @@ def _requests(
         "output_tokens": outputs,
         "input_tokens": inputs,
         "cost_usd": cost,
+        "prompt_chars": chars,
     }
 
 

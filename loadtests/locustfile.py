@@ -13,7 +13,9 @@ Contract (``inferops.loadtest.run_load`` relies on it):
   a stream asks for ``stream_options.include_usage`` and reads the usage chunk
   the service sends before ``[DONE]``; null when the answer carried none),
   ``cost_usd`` (the request's price from ``INFEROPS_LOAD_PRICES``, null when no
-  price table is set), ``ok``, plus ``stream`` and ``error`` (why it was not ok).
+  price table is set), ``prompt_chars`` (the characters of the messages sent:
+  the request's size before any version saw it, which the judge adjusts TTFT
+  for), ``ok``, plus ``stream`` and ``error`` (why it was not ok).
   A request is priced as ``CostModel`` prices a sample: ``usd_per_request``
   plus its known tokens at their per-1M prices, so a failed request without
   usage costs ``usd_per_request`` and nothing more.
@@ -299,7 +301,7 @@ class ChatUser(FastHttpUser):
                     problem = f"malformed completion: {exc!r}"
             else:
                 problem = _http_problem(response)
-            self._finish(response, started, latency, None, tokens, problem, stream=False)
+            self._finish(response, started, latency, None, tokens, problem, body, stream=False)
 
     def _streamed(self, body: dict[str, Any]) -> None:
         started, t0 = time.time(), time.perf_counter()
@@ -361,7 +363,7 @@ class ChatUser(FastHttpUser):
             latency = time.perf_counter() - t0
             # Locust times streamed requests to the headers only; report the whole answer.
             response.request_meta["response_time"] = latency * 1000
-            self._finish(response, started, latency, ttft, tokens, problem, stream=True)
+            self._finish(response, started, latency, ttft, tokens, problem, body, stream=True)
 
     def _finish(
         self,
@@ -371,6 +373,7 @@ class ChatUser(FastHttpUser):
         ttft: float | None,
         tokens: tuple[int | None, int | None],
         problem: str | None,
+        body: dict[str, Any],
         *,
         stream: bool,
     ) -> None:
@@ -391,6 +394,7 @@ class ChatUser(FastHttpUser):
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
                 "cost_usd": cost,
+                "prompt_chars": sum(len(m["content"]) for m in body["messages"]),
                 "ok": problem is None,
                 "stream": stream,
                 "error": problem,

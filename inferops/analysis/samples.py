@@ -3,8 +3,13 @@
 A ``SampleSet`` holds one track's requests as columns (numpy arrays, one
 element per request, ``NaN`` where a field is missing). It is built from the
 load generator's rows (``ts, latency_s, ttft_s, status, track, version,
-output_tokens, ok``, optionally ``input_tokens, cost_usd, tpot_s``) or from
-arrays. Nothing here reads files.
+output_tokens, ok``, optionally ``input_tokens, cost_usd, tpot_s, prompt_chars``) or
+from arrays. Nothing here reads files.
+
+``prompt_chars`` is the size of the request as the client sent it (the
+characters of its messages), known before the request is routed: neither
+version can change it, so comparisons may adjust for it (a prompt's length
+drives its prefill time) without hiding a regression.
 
 Derived per-request metrics, over successful requests only (a failed request's
 latency says nothing about the version's speed; failures are judged by the
@@ -39,7 +44,15 @@ from inferops.analysis.spec import CostModel, PerRequest
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-_FLOAT_COLUMNS = ("latency_s", "ttft_s", "output_tokens", "input_tokens", "cost_usd", "tpot_s")
+_FLOAT_COLUMNS = (
+    "latency_s",
+    "ttft_s",
+    "output_tokens",
+    "input_tokens",
+    "cost_usd",
+    "tpot_s",
+    "prompt_chars",
+)
 
 
 class SampleError(ValueError):
@@ -60,6 +73,7 @@ class Sample:
     cost_usd: float | None = None
     tpot_s: float | None = None
     track: str | None = None
+    prompt_chars: int | None = None
 
 
 def _floats(values: Iterable[Any]) -> FloatArray:
@@ -82,6 +96,8 @@ class SampleSet:
     input_tokens: FloatArray
     cost_usd: FloatArray
     tpot_s: FloatArray
+    prompt_chars: FloatArray
+    """The request's size as the client sent it (characters of its messages)."""
 
     def __post_init__(self) -> None:
         n = len(self.ts)
@@ -106,6 +122,7 @@ class SampleSet:
         input_tokens: npt.ArrayLike | None = None,
         cost_usd: npt.ArrayLike | None = None,
         tpot_s: npt.ArrayLike | None = None,
+        prompt_chars: npt.ArrayLike | None = None,
     ) -> SampleSet:
         """Build from arrays; a missing column is all ``NaN`` (status: 200 if ok, else 500)."""
         times = np.asarray(ts, dtype=np.float64)
@@ -133,6 +150,7 @@ class SampleSet:
             column(input_tokens),
             column(cost_usd),
             column(tpot_s),
+            column(prompt_chars),
         )
 
     @classmethod
@@ -227,6 +245,24 @@ class SampleSet:
 
     def per_request(self, metric: str) -> FloatArray:
         """A per-request metric over successful requests where it is defined."""
+        values = self._over_ok(metric)
+        return values[np.isfinite(values)]
+
+    def per_request_sized(self, metric: str) -> tuple[FloatArray, FloatArray] | None:
+        """``per_request(metric)`` with each request's ``prompt_chars``, or None.
+
+        None unless every one of those requests carries its size: a comparison adjusts
+        for the size on all its requests or on none.
+        """
+        values = self._over_ok(metric)
+        known = np.isfinite(values)
+        sizes = self.prompt_chars[self.ok][known]
+        if not len(sizes) or not bool(np.all(np.isfinite(sizes) & (sizes > 0))):
+            return None
+        return values[known], sizes
+
+    def _over_ok(self, metric: str) -> FloatArray:
+        """A per-request metric over successful requests (NaN where it is undefined)."""
         ok = self.ok
         latency = self.latency_s
         tokens = self.output_tokens
@@ -248,7 +284,7 @@ class SampleSet:
             )
         else:
             raise KeyError(f"{metric} is not a per-request metric")
-        return values[np.isfinite(values)]
+        return values
 
     def tpot(self) -> FloatArray:
         """Time per output token after the first, per request (NaN where unknown)."""

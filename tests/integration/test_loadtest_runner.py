@@ -362,7 +362,8 @@ def _price(input_tokens: int | None, output_tokens: int | None) -> float:
 def test_samples_carry_the_real_services_usage_price_and_injected_failures(
     real_service: RealService, tmp_path: Path
 ) -> None:
-    expected = {_usage_of(real_service, prompt) for prompt in _pool_prompts()}
+    usage = {prompt: _usage_of(real_service, prompt) for prompt in _pool_prompts()}
+    expected = set(usage.values())
     cost_before = real_service.counter("inferops_cost_usd", route=CHAT_ROUTE)
     failed_before = real_service.counter("inferops_requests", route=CHAT_ROUTE, status="500")
     env = {
@@ -379,6 +380,10 @@ def test_samples_carry_the_real_services_usage_price_and_injected_failures(
     assert {s["stream"] for s in ok} == {True, False}
     # Each answer's tokens are those the service gives one of the pool's prompts.
     assert {(s["input_tokens"], s["output_tokens"]) for s in ok} <= expected
+    # The prompt's size as sent (what the judge adjusts TTFT for) goes with its tokens.
+    sizes = {(len(prompt), tokens[0]) for prompt, tokens in usage.items()}
+    assert {(s["prompt_chars"], s["input_tokens"]) for s in ok} <= sizes
+    assert {s["prompt_chars"] for s in samples} <= {len(prompt) for prompt in usage}
     for s in samples:
         assert s["cost_usd"] == pytest.approx(_price(s["input_tokens"], s["output_tokens"]))
     # Summed, the token prices are what the service itself accounted, less the requests

@@ -108,3 +108,13 @@ def test_an_empty_set_has_no_figures() -> None:
     assert empty.window() is None and empty.rate_rps() is None
     assert empty.window_stats().latency_p95_s is None
     assert empty.summary()["error_rate"] is None
+
+
+def test_prompt_sizes_come_with_their_requests_or_not_at_all() -> None:
+    rows = [{**r, "prompt_chars": 40 + i} for i, r in enumerate(ROWS)]
+    values, sizes = SampleSet.from_records(rows, "canary").per_request_sized("ttft_s") or ((), ())
+    assert list(values) == [0.2, 0.5] and list(sizes) == [40, 43]
+    # One successful request without its size: no sizes at all, never a biased subset.
+    rows[1] = {**rows[1], "prompt_chars": None}
+    assert SampleSet.from_records(rows, "canary").per_request_sized("latency_s") is None
+    assert SampleSet.from_records(ROWS, "canary").per_request_sized("ttft_s") is None
