@@ -96,7 +96,22 @@ def _progress_line(answer: Answer) -> str:
     )
 
 
-def _judge_step(target: Target, machine: RolloutMachine, release_id: str, index: int) -> Answer:
+def _pods(target: Target) -> list[dict[str, Any]] | None:
+    """The pods the platform lists now, or None (with a warning) when it cannot say."""
+    try:
+        return list(target.platform().status().pods)
+    except Exception as exc:  # the samples still judge: say so and go on
+        get_run_logger().warning("pod restarts unknown this window: %s", exc)
+        return None
+
+
+def _judge_step(
+    target: Target,
+    machine: RolloutMachine,
+    release_id: str,
+    index: int,
+    restarts_before: dict[str, int],
+) -> Answer:
     """Load and judge one step until the machine moves on, promotes or rolls back."""
     settings = target.env.canary
     machine.step_live(time.time())
@@ -106,6 +121,9 @@ def _judge_step(target: Target, machine: RolloutMachine, release_id: str, index:
         samples = drive_load(target, f"{release_id}-step{index}-{window}", seconds, machine.spec)
         canary, stable = steps.tracks_of(read_samples(samples))
         machine.observe(canary, stable)
+        pods = _pods(target)
+        if pods is not None:
+            machine.observe_restarts(steps.restarts_since(restarts_before, pods))
         answer = machine.decide(time.time())
         _publish(release_id, answer)
         logger = get_run_logger()
@@ -138,6 +156,7 @@ def _steps(
     if not plan.fits:
         raise PlanRefused(f"{release_id} refused before it started: {plan.refusal()}")
     machine = plan.machine(time.time(), settings.warmup_s)
+    restarts_before = steps.pod_restarts(_pods(target) or [])
     total = len(plan.steps)
     reason = (
         f"{release_id} starts: canary {_describe(candidate.image, candidate.env)} "
@@ -153,7 +172,7 @@ def _steps(
         )
         try:
             wait_live(target, record(state, message))
-            answer = _judge_step(target, machine, release_id, index)
+            answer = _judge_step(target, machine, release_id, index, restarts_before)
         except Exception as exc:
             # Fail safe: a step that cannot be judged is withdrawn before the error is reported.
             reason = f"step {index} ({weight}%) failed: {exc}"

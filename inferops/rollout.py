@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from inferops.analysis.machine import Restarts
 from inferops.analysis.planning import Capacity, plan_steps
 from inferops.analysis.release_plan import Placement, Priors, ReleasePlan, plan_release
 from inferops.analysis.samples import SampleSet, split_tracks
@@ -149,6 +150,29 @@ def converge(repo: GitOpsRepo) -> str | None:
         reason,
     )
     return commit_state(repo, rolled_back(state), msg)
+
+
+def pod_restarts(pods: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Container restarts per pod name, as the platform's status lists its pods."""
+    return {str(p["name"]): int(p.get("restarts") or 0) for p in pods if p.get("name")}
+
+
+def restarts_since(before: Mapping[str, int], pods: Sequence[Mapping[str, Any]]) -> Restarts:
+    """Each track's restarts since ``before`` (``pod_restarts`` when the release began).
+
+    A pod started since then counts all its restarts; one gone since counts no more.
+    """
+    counts = {"canary": 0, "stable": 0}
+    last: str | None = None
+    for pod in pods:
+        track = pod.get("track")
+        if track not in counts or not pod.get("name"):
+            continue
+        more = max(0, int(pod.get("restarts") or 0) - before.get(str(pod["name"]), 0))
+        counts[track] += more
+        if track == "canary" and more and pod.get("last"):
+            last = str(pod["last"])
+    return Restarts(counts["canary"], counts["stable"], last)
 
 
 def tracks_of(rows: Sequence[Mapping[str, Any]]) -> tuple[SampleSet, SampleSet]:

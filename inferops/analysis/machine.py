@@ -8,12 +8,15 @@ Interface::
     machine = RolloutMachine(spec, steps, budget_s=1800, started_at=t0, warmup_s=5)
     machine.step_live(now)                 # the step's commit is live
     machine.observe(canary, stable)        # requests of both tracks (SampleSet), any batch
+    machine.observe_restarts(Restarts(canary=1, stable=0, last="OOMKilled"))  # pods, so far
     answer = machine.decide(now)           # gather | next | promote | rollback
     # next: commit the next step, then step_live() again; promote/rollback: done
 
 ``observe`` keeps the requests that started in the current step after its
 warm-up (``warmup_s`` after ``step_live``); earlier ones are left out, so a
-step's evidence never mixes two traffic splits. ``decide`` answers with an
+step's evidence never mixes two traffic splits. It keeps at most ``MAX_KEPT``
+requests a track over the release, so memory stays bounded whatever the
+traffic and the budget. ``decide`` answers with an
 ``Answer``: the action, a reason in plain words (the statistics follow it),
 the verdict with every check's evidence, and per check the evidence gathered
 against the evidence a verdict needs.
@@ -32,6 +35,10 @@ ones still count.
 
 **The rules**, at every ``decide``:
 
+0. The canary's pods restarted more than the spec's ``max_restarts`` times
+   since the release began (``observe_restarts``): roll back at once. A
+   crashing canary loses requests the samples may not show (the router
+   retries elsewhere, or the crash falls between windows).
 1. A critical check that fails rolls back at once, at any step (a
    non-critical one after ``failure_limit`` consecutive failing looks).
 2. The release's time budget is spent: roll back. Inconclusive evidence never
@@ -87,6 +94,21 @@ _DECISION = {
     Action.PROMOTE: Decision.PROMOTE,
     Action.ROLLBACK: Decision.ROLLBACK,
 }
+
+
+MAX_KEPT = 300_000
+"""Most requests a track keeps over a release (about 30 MB each): a release at 100 req/s
+decides in minutes on a few thousand; only a long budget at thousands of req/s reaches it."""
+
+
+@dataclass(frozen=True)
+class Restarts:
+    """Container restarts of each track's pods since the release began."""
+
+    canary: int = 0
+    stable: int = 0
+    last: str | None = None
+    """How a canary container last ended (``OOMKilled``, ``Error``), when known."""
 
 
 class MachineError(RuntimeError):
@@ -228,6 +250,8 @@ class RolloutMachine:
         self._pooled: SampleSet | None = None
         self._pooled_stable: SampleSet | None = None
         self._relative = {c.label for c in spec.checks if is_relative(c)}
+        self.restarts = Restarts()
+        self._kept = {"canary": 0, "stable": 0}
         comparable = [i for i, s in enumerate(self.steps) if s.comparable and s.weight < 100]
         self.gate = comparable[-1] if comparable else None
         """The last step with a baseline, where every relative comparison must pass."""
@@ -252,9 +276,20 @@ class RolloutMachine:
         start = self.analysis_start
         kept_canary = canary.select(canary.ts >= start)
         kept_stable = stable.select(stable.ts >= start)
+        # Memory is bounded: past MAX_KEPT requests a track, later ones are left out. That
+        # is far more evidence than any verdict needs, so it costs no decision its power.
+        kept_canary = kept_canary.head(max(0, MAX_KEPT - self._kept["canary"]))
+        kept_stable = kept_stable.head(max(0, MAX_KEPT - self._kept["stable"]))
+        self._kept["canary"] += len(kept_canary)
+        self._kept["stable"] += len(kept_stable)
         self._strata[-1].add(kept_canary, kept_stable)
         self._pooled = None
         self._pooled_stable = None
+
+    def observe_restarts(self, restarts: Restarts) -> None:
+        """The pods' container restarts since the release began (totals, not increments)."""
+        self._check_open()
+        self.restarts = restarts
 
     def decide(self, now: float) -> Answer:
         """Judge everything gathered so far and answer; ``next`` moves to the next step."""
@@ -328,6 +363,18 @@ class RolloutMachine:
     def _answer(self, results: list[CheckResult], now: float) -> Answer:
         step, index = self.step, self.step_index
         where = f"step {index + 1} of {len(self.steps)} ({step.weight}%)"
+        crashed = self.restarts
+        if crashed.canary > self.spec.max_restarts:
+            how = f", last ending {crashed.last}" if crashed.last else ""
+            return self._make(
+                Action.ROLLBACK,
+                f"the canary's pods restarted {crashed.canary} time"
+                f"{'s' if crashed.canary != 1 else ''} at {where}{how} (at most "
+                f"{self.spec.max_restarts} allowed).",
+                results,
+                f"restarts since the release began: canary {crashed.canary}, "
+                f"stable {crashed.stable}",
+            )
         failing = [r for r in results if r.outcome is Outcome.FAIL]
         fatal = [r for r in failing if r.critical or r.streak >= self._limit(r)]
         if fatal:

@@ -236,7 +236,8 @@ class AnalysisSpec(BaseModel):
     min_requests: Annotated[int, Field(ge=1)] = 50
     confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
     false_rollback_rate: Annotated[float, Field(gt=0, lt=0.5)] = Field(
-        default=0.01, description="Chance that an unchanged canary is rolled back, per step."
+        default=0.01,
+        description="Chance that an unchanged canary is rolled back, over the whole release.",
     )
     missed_regression_rate: Annotated[float, Field(gt=0, lt=0.5)] = Field(
         default=0.05,
@@ -247,6 +248,13 @@ class AnalysisSpec(BaseModel):
     )
     cost: CostModel | None = Field(
         default=None, description="Prices for samples that carry no cost_usd."
+    )
+    max_restarts: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description=(
+            "Container restarts of the canary's pods tolerated during a release (a crash, an "
+            "out-of-memory kill); one more rolls back at once, whatever the samples say."
+        ),
     )
     checks: list[Check] = Field(min_length=1)
 

@@ -195,8 +195,9 @@ class KubernetesPlatform:
     # --- reading -------------------------------------------------------------------------
 
     def status(self) -> LiveState:
-        """The live state now: the controller's commit, the rollouts and the router's weight."""
-        return self._observe(None, None)
+        """The live state now: the controller's commit, the rollouts, the router's weight
+        and each track's pods with their container restarts."""
+        return self._observe(None, None, with_pods=True)
 
     def wait_until_live(
         self,
@@ -237,10 +238,13 @@ class KubernetesPlatform:
         revision: str | None,
         weight: int | None,
         reached: checks.Reached = checks.same_commit,
+        *,
+        with_pods: bool = False,
     ) -> LiveState:
         t = self.target
         blockers: list[str] = []
         components: dict[str, dict[str, Any]] = {}
+        pods: list[dict[str, Any]] = []
 
         seen, blocker, summary = self._controller(revision, reached)
         components["controller"] = summary
@@ -256,8 +260,10 @@ class KubernetesPlatform:
                 continue
             components[f"deployment/{name}"] = checks.deployment_summary(dep)
             if blocker := checks.deployment_blocker(dep):
-                problem = self._pod_problem(dep)
+                problem = checks.pod_problem(self._pods_of(dep))
                 blockers.append(f"{blocker}; {problem}" if problem else blocker)
+            if with_pods:
+                pods += [checks.pod_entry(p, track) for p in self._pods_of(dep)]
 
         live_weight, blocker = self._router(weight)
         if blocker:
@@ -268,17 +274,18 @@ class KubernetesPlatform:
         return LiveState(
             revision=seen,
             live=not blockers,
+            pods=tuple(pods),
             weights=weights,
             error=blockers[0] if blockers else None,
             endpoints={"kubernetes": str(self.api.configuration.host)},
             components=components,
         )
 
-    def _pod_problem(self, dep: dict[str, Any]) -> str | None:
-        """What keeps a blocked Deployment's pods from running, if its pods say so."""
+    def _pods_of(self, dep: dict[str, Any]) -> list[dict[str, Any]]:
+        """A Deployment's pods, or none when they cannot be read (or may not be)."""
         selector = checks.selector_of(dep)
         if selector is None:
-            return None
+            return []
         try:
             listed = self._guard(
                 "listing pods",
@@ -290,8 +297,8 @@ class KubernetesPlatform:
                 ),
             )
         except (PlatformError, ApiException):
-            return None  # no pods to read (or no right to): the Deployment's blocker says enough
-        return checks.pod_problem(listed.get("items") or [])
+            return []  # no pods to read (or no right to): the Deployment's blocker says enough
+        return list(listed.get("items") or [])
 
     def _controller(
         self, revision: str | None, reached: checks.Reached

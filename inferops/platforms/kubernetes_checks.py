@@ -139,6 +139,22 @@ def pod_problem(pods: Iterable[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def pod_entry(pod: Mapping[str, Any], track: str) -> dict[str, Any]:
+    """A pod as ``LiveState.pods`` lists it: name, track, container restarts, last exit."""
+    containers = _status(pod).get("containerStatuses") or []
+    last = None
+    for c in containers:
+        ended = ((c.get("lastState") or {}).get("terminated") or {}).get("reason")
+        last = ended or last
+    return {
+        "name": _meta(pod).get("name"),
+        "track": track,
+        "phase": _status(pod).get("phase"),
+        "restarts": sum(int(c.get("restartCount") or 0) for c in containers),
+        "last": last,
+    }
+
+
 def deployment_summary(dep: Mapping[str, Any]) -> dict[str, Any]:
     """The figures of a Deployment an operator looks at first."""
     status = _status(dep)

@@ -288,12 +288,16 @@ def test_status_reports_what_runs_without_a_commit_to_compare(
 ) -> None:
     api, _ = cluster
     running(api, "argocd-application-synced.json")
-    api.put(fixture("deployment-canary-rolling.json"))
+    api.put(fixture("deployment-canary-rolling.json"), fixture("pod-canary-imagepull.json"))
     state = platform().status()
     assert state.revision == NEW and not state.live
-    assert state.error == "Deployment inferops-service-canary: 1 of 2 replicas available"
+    assert state.error.startswith("Deployment inferops-service-canary: 1 of 2 replicas available")
     assert state.components["controller"]["revision"] == NEW
     assert state.weights == {"stable": 75, "canary": 25}
+    # Each track's pods with their restarts, which the rollout counts against the canary.
+    assert [(p["name"], p["track"], p["restarts"]) for p in state.pods] == [
+        ("inferops-service-canary-58c7d9f6b4-x7k2p", "canary", 0)
+    ]
 
 
 # --- Direct mode -----------------------------------------------------------------------

@@ -351,3 +351,17 @@ def test_a_deployment_s_pods_are_found_by_its_selector() -> None:
     )
     del dep["spec"]["selector"]
     assert checks.selector_of(dep) is None
+
+
+def test_a_pod_is_listed_with_its_restarts_and_how_it_last_ended() -> None:
+    pod = fixture("pod-canary-imagepull.json")
+    (status,) = pod["status"]["containerStatuses"]
+    status["restartCount"] = 3
+    status["lastState"] = {"terminated": {"reason": "OOMKilled", "exitCode": 137}}
+    assert checks.pod_entry(pod, "canary") == {
+        "name": "inferops-service-canary-58c7d9f6b4-x7k2p",
+        "track": "canary",
+        "phase": pod["status"]["phase"],
+        "restarts": 3,
+        "last": "OOMKilled",
+    }

@@ -8,7 +8,9 @@ from inferops.rollout import (
     canary_at,
     candidate_for,
     plan,
+    pod_restarts,
     promoted,
+    restarts_since,
     rolled_back,
 )
 
@@ -68,3 +70,16 @@ def test_a_step_scales_the_stable_and_a_rollback_restores_it() -> None:
     assert step.stable.replicas == 1 and step.canary.replicas == 2
     assert rolled_back(step, 2).stable.replicas == 2
     assert promoted(step, 2).stable == TrackSpec(NEW, 2, STATE.stable.env)
+
+
+def test_restarts_count_from_the_release_start_and_new_pods_from_zero() -> None:
+    before = pod_restarts(
+        [{"name": "stable-0", "track": "stable", "restarts": 4}, {"name": "gone", "restarts": 9}]
+    )
+    now = [
+        {"name": "stable-0", "track": "stable", "restarts": 5},
+        {"name": "canary-0", "track": "canary", "restarts": 2, "last": "OOMKilled"},
+        {"name": "canary-1", "track": "canary", "restarts": 0, "last": "Error"},
+    ]
+    restarts = restarts_since(before, now)
+    assert (restarts.canary, restarts.stable, restarts.last) == (2, 1, "OOMKilled")

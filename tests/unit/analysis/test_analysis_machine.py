@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from bench.traffic import BASELINE, Scenario, draw_poisson
-from inferops.analysis.machine import Action, MachineError, RolloutMachine, StepPlan
+from inferops.analysis.machine import Action, MachineError, Restarts, RolloutMachine, StepPlan
 from inferops.analysis.release_plan import plan_release
 from inferops.analysis.sample_judge import judge_samples
 from inferops.analysis.spec import parse_spec
@@ -179,3 +179,42 @@ def test_the_plan_falls_back_to_coarser_regressions_where_the_spec_allows_and_sa
     error = next(c for c in plan.spec.checks if c.metric == "error_rate")
     assert SPEC.checks[0].worth < error.worth <= 0.02
     assert any("error rate" in note for note in plan.coarsened)
+
+
+def test_a_canary_whose_pods_restart_is_rolled_back_whatever_the_samples_say() -> None:
+    rng = np.random.default_rng(9)
+    machine = RolloutMachine(SPEC, STEPS, budget_s=1800, started_at=0.0)
+    machine.step_live(0.0)
+    times = np.sort(rng.random(2000) * 10)
+    canary = draw_poisson(rng, times[:200], BASELINE, "canary")
+    stable = draw_poisson(rng, times[200:], BASELINE, "stable")
+    machine.observe(canary, stable)
+    machine.observe_restarts(Restarts(canary=0, stable=2))  # the stable side's churn is not ours
+    assert machine.decide(10.0).action is Action.NEXT
+    machine.step_live(11.0)
+    machine.observe_restarts(Restarts(canary=1, stable=2, last="OOMKilled"))
+    answer = machine.decide(12.0)
+    assert answer.action is Action.ROLLBACK
+    assert answer.headline == (
+        "the canary's pods restarted 1 time at step 2 of 3 (50%), last ending OOMKilled "
+        "(at most 0 allowed)."
+    )
+    assert answer.statistics == "restarts since the release began: canary 1, stable 2"
+
+
+def test_the_machine_keeps_at_most_max_kept_requests_a_track(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("inferops.analysis.machine.MAX_KEPT", 500)
+    rng = np.random.default_rng(3)
+    machine = RolloutMachine(SPEC, STEPS, budget_s=1800, started_at=0.0)
+    machine.step_live(0.0)
+    for second in range(3):
+        times = second + np.sort(rng.random(400))
+        machine.observe(
+            draw_poisson(rng, times, BASELINE, "canary"),
+            draw_poisson(rng, times[:100], BASELINE, "stable"),
+        )
+    canary, stable = machine.pooled()
+    assert (len(canary), len(stable)) == (500, 300)
+    assert canary.ts.max() < 2  # the first requests are kept, the later ones left out
