@@ -64,7 +64,9 @@ $(CHECKOV):
 
 setup: deps $(STAMP) $(CHECKOV) $(KUBE_TOOLS)  ## Create the virtualenvs and install everything
 
-demo: setup  ## Run the whole release locally: up, a good release (promoted), a bad one (rolled back)
+# The local environment renders its own manifests without checkov's policies: the demo
+# needs neither checkov nor the Kubernetes tools.
+demo: deps $(STAMP)  ## Run the whole release locally: up, a good release (promoted), a bad one (rolled back)
 	PATH="$(CURDIR)/$(BIN):/usr/sbin:$$PATH" ./scripts/demo.sh
 
 test: setup  ## Lint, then the whole test suite (unit, integration, e2e)
@@ -86,10 +88,10 @@ lint: setup  ## ruff, mypy --strict, import-linter
 	$(BIN)/mypy inferops flows service/inferops_service
 	$(BIN)/lint-imports --no-cache > /dev/null
 
-bench-judge: setup  ## Simulated releases through the shipped rollout (1, 10, 100 req/s), then the bare judge against Flagger- and Kayenta-like ones (~30 min)
+bench-judge: $(STAMP)  ## Simulated releases through the shipped rollout (1, 10, 100 req/s), then the bare judge against Flagger- and Kayenta-like ones (~30 min)
 	$(BIN)/python -m bench.judge
 
-bench-service: setup  ## Benchmark the gateway (req/s, latency, CPU per request) against a trivial upstream with wrk (~1.5 min)
+bench-service: deps $(STAMP)  ## Benchmark the gateway (req/s, latency, CPU per request) against a trivial upstream with wrk (~1.5 min)
 	@command -v wrk >/dev/null || { echo "installing Debian package: wrk"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null; }

@@ -7,6 +7,7 @@ Errors print one line that says what is wrong and what to do.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import textwrap
@@ -229,14 +230,36 @@ def build(
     _print(image, as_json, image["ref"])
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _service_env(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise Failure(f"--set expects KEY=VALUE, got {pair!r}")
+        if not _ENV_NAME.fullmatch(key):
+            raise Failure(
+                f"--set {key!r}: not an environment variable name (letters, digits and _, "
+                "not starting with a digit), e.g. --set INFEROPS_SIMULATOR_TTFT_MS=30"
+            )
         out[key] = value
     return out
+
+
+def _preflight(config: Config, env: str, version: str | None = None) -> None:
+    """What a release reads, checked before Prefect starts, the build runs or a lock is
+    taken: the environment (configured, and up), its SLO file, and the revision to build.
+    Each problem is one line saying what to do, and nothing has changed."""
+    from inferops.builders.local import resolve_revision, source_repo
+    from inferops.environments import open_target
+
+    target = open_target(config, env)
+    target.slos()
+    if version is not None:
+        repo, _ = source_repo(config.path(config.service_source))
+        resolve_revision(repo, version)
 
 
 SetOpt = Annotated[
@@ -314,6 +337,7 @@ def release(
     if plan:
         _print_plan(cfg, env, as_json)
         return
+    _preflight(cfg, env, version)
     _prepare(cfg, env)
     from flows.release import release as release_flow
     from flows.rollout import verdict_of
@@ -333,6 +357,7 @@ def rollout(
     """Roll out an already built IMAGE as a canary. Exit 0 promoted, 2 rolled back, 1 error."""
     cfg = _config(config)
     service_env = _service_env(set_)
+    _preflight(cfg, env)
     _prepare(cfg, env)
     from flows.rollout import rollout as rollout_flow
     from flows.rollout import verdict_of

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -92,6 +94,31 @@ def running_env(dir_: Path) -> Iterator[Path]:
     finally:
         down = run_cli(dir_, "down", "--env", "local")
         assert down.returncode == 0, down.stderr[-3000:]
+
+
+PORT_SPAN = 200
+"""A local environment listens on ``base_port`` to ``base_port + 199``."""
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base_port() -> int:
+    """A ``base_port`` whose ports are all free now, drawn at random below the ephemeral
+    range: tests never collide with an environment already on this machine, a second
+    test session, or each other."""
+    draw = random.SystemRandom()
+    for _ in range(100):
+        base = draw.randrange(10_000, 32_000 - PORT_SPAN, PORT_SPAN)
+        if all(_free(base + i) for i in range(PORT_SPAN)):
+            return base
+    raise RuntimeError("no free range of 200 ports from 10000 to 32000 on this machine")
 
 
 def write_config(

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import flow_runs, needs_binaries, run_cli, running_env, write_config
+from support import (
+    ROOT,
+    flow_runs,
+    free_base_port,
+    needs_binaries,
+    run_cli,
+    running_env,
+    write_config,
+)
 
 from inferops.config import load_config
 from inferops.environments import Target, open_target
@@ -25,7 +33,7 @@ from inferops.gitops import messages
 from inferops.lock import EnvironmentLock
 from inferops.rollout import Candidate, canary_at, commit_state, current_state
 
-BASE_PORT = 24000
+BASE_PORT = free_base_port()
 GOOD = ["--set", "INFEROPS_SIMULATOR_TTFT_MS=30"]
 BAD = ["--set", "INFEROPS_FAULTS_EXTRA_LATENCY_MS=150", "--set", "INFEROPS_FAULTS_ERROR_RATE=0.08"]
 
@@ -159,6 +167,27 @@ def test_bad_input_is_refused_with_a_clear_error(env_dir: Path) -> None:
     assert "environments.local.terraform" in broken.stderr
 
 
+def test_bad_arguments_and_files_are_one_line_before_anything_starts(env_dir: Path) -> None:
+    """Checked before Prefect, the build and the lock: one line, exit 1, nothing committed."""
+    before = target_of(env_dir).repo().log()
+    (env_dir / "slos-broken.yaml").write_text("checks:\n  - metric: error_rate\n    max: 2\n")
+    config = (env_dir / "inferops.yaml").read_text()
+    (env_dir / "bad-slos.yaml").write_text(
+        config.replace(str(ROOT / "loadtests/slos.yaml"), str(env_dir / "slos-broken.yaml"))
+    )
+    cases = {
+        "is not a commit of the project repository": ("--version", "no-such-revision"),
+        "not an environment variable name": ("--set", "BAD-NAME=1"),
+        "slos-broken.yaml": ("--config", "bad-slos.yaml"),
+    }
+    for says, args in cases.items():
+        result = run_cli(env_dir, "release", "--env", "local", *args)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+        assert result.stderr.startswith("inferops: error: ")
+    assert target_of(env_dir).repo().log() == before
+
+
 def test_a_step_that_cannot_go_live_is_withdrawn_and_reported(env_dir: Path) -> None:
     missing = "inferops-service@sha256:" + "0" * 64
     result = run_cli(env_dir, "rollout", missing, "--env", "local")
@@ -172,12 +201,13 @@ def test_a_step_that_cannot_go_live_is_withdrawn_and_reported(env_dir: Path) -> 
 
 def test_up_on_a_taken_port_says_which_and_what_to_do(tmp_path: Path) -> None:
     needs_binaries("redis-server", "nginx", "prometheus")
-    write_config(tmp_path, 26000)
+    base = free_base_port()
+    write_config(tmp_path, base)
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 26079))
+        taken.bind(("127.0.0.1", base + 79))
         taken.listen()
         result = run_cli(tmp_path, "up", "--env", "local")
     assert result.returncode == 1
-    assert "port 26079 for redis is taken" in result.stderr
+    assert f"port {base + 79} for redis is taken" in result.stderr
     assert "base_port" in result.stderr
     assert run_cli(tmp_path, "down", "--env", "local").returncode == 0

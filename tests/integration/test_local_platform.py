@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prefect.testing.utilities import prefect_test_harness
-from support import needs_binaries, write_config
+from support import free_base_port, needs_binaries, write_config
 
 from inferops.config import load_config
 from inferops.environments import Target, open_target
@@ -25,7 +25,7 @@ from inferops.gitops import messages
 from inferops.platforms.base import NotLive
 from inferops.rollout import Candidate, canary_at, commit_state, current_state, rolled_back
 
-BASE_PORT = 23000
+BASE_PORT = free_base_port()
 BODY = {
     "model": "sim-llama-3-8b",
     "messages": [{"role": "user", "content": "hello"}],

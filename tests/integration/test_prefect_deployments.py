@@ -19,13 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from support import running_env, write_config
+from support import free_base_port, running_env, write_config
 
 from inferops.config import load_config
 from inferops.environments import open_target
 from inferops.gitops.history import releases
 
-BASE_PORT = 25000
+BASE_PORT = free_base_port()
 API = f"http://127.0.0.1:{BASE_PORT + 42}/api"
 
 
