@@ -396,6 +396,10 @@ def _print_cluster_status(env: str, state: LiveState, held_by: str | None, as_js
     _print(data, as_json, "\n".join(lines))
 
 
+def _running_word(running: bool | None) -> str:
+    return "unknown" if running is None else ("running" if running else "DOWN")
+
+
 @app.command()
 def status(
     env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False
@@ -427,10 +431,11 @@ def status(
     lines = _live_summary(env, state)
     lines += [
         f"  {p['name']:<28} {p['track']:<7} :{p['port']}  restarts {p['restarts']}"
+        + ("" if "answering" not in p else ("  answering" if p["answering"] else "  NOT ANSWERING"))
         for p in state.pods
     ]
     lines += [
-        f"  {name:<28} {'running' if c['running'] else 'DOWN':<7} restarts {c['restarts']}"
+        f"  {name:<28} {_running_word(c.get('running')):<7} restarts {c['restarts']}"
         for name, c in state.components.items()
     ]
     lines += [f"  {k:<10} {v}" for k, v in state.endpoints.items()]

@@ -12,14 +12,25 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 from inferops.platforms.base import LiveState, NotLive, PlatformError
 from inferops.platforms.layout import LocalLayout
+
+
+def _answers(port: int) -> bool:
+    """Whether something accepts connections on the loopback port now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -137,16 +148,23 @@ class LocalPlatform:
         return True
 
     def status(self) -> LiveState:
-        """The live state as the agent last reported it (nothing is live without the agent)."""
+        """The live state as the agent reports it; when the agent is not running, what
+        answers right now instead (each part's port is tried; the Prefect worker, which
+        has none, is unknown). Nothing is live without the agent."""
         try:
             data = json.loads(self.status_path.read_text())
         except (OSError, ValueError):
             return LiveState(revision=None, live=False, error="the environment is not running")
         if self.agent_pid() is None:
+            last = f"; it last reported: {data['error']}" if data.get("error") else ""
             data["live"] = False
-            data["error"] = data.get("error") or (
-                f"the local agent is not running (see {self.log_path}): run inferops up"
+            data["error"] = (
+                f"the local agent is not running (see {self.log_path}): run inferops up; "
+                f"the parts below were checked just now{last}"
             )
+            data["children"] = self._checked_now(data.get("children") or {})
+            for pod in data.get("pods") or []:
+                pod["answering"] = _answers(int(pod["port"]))
         return LiveState(
             revision=data.get("revision"),
             live=bool(data.get("live")),
@@ -156,6 +174,24 @@ class LocalPlatform:
             components=dict(data.get("children", {})),
             endpoints=self._endpoints(),
         )
+
+    def _checked_now(self, reported: dict[str, Any]) -> dict[str, Any]:
+        """The parts' state tried now: ``running`` true or false by their ports, else None."""
+        lay = self.layout
+        ports = {
+            "redis": lay.redis_port,
+            "prometheus": lay.prometheus_port,
+            "nginx": lay.router_port,
+            "prefect-server": lay.prefect_port,
+        }
+        return {
+            name: {
+                **part,
+                "running": _answers(ports[name]) if name in ports else None,
+                "checked": "now",
+            }
+            for name, part in reported.items()
+        }
 
     def _endpoints(self) -> dict[str, str]:
         lay = self.layout

@@ -300,6 +300,11 @@ class Agent:
                 raise ReconcileError(f"nginx did not load the configuration of {revision[:12]}")
             time.sleep(0.05)
 
+    def _exit_code(self, pod: Pod) -> int | None:
+        """The pod's exit code once its process has exited, else None."""
+        child = self.sup.children.get(f"pod/{pod.name}")
+        return None if child is None or child.proc is None else child.proc.poll()
+
     def _wait_ready(self, pods: list[Pod]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         waiting = list(pods)
@@ -307,6 +312,16 @@ class Agent:
             waiting = [
                 p for p in waiting if _http_ok(f"http://127.0.0.1:{p.port}/ready", 0.5) is None
             ]
+            exited = {p.name: code for p in waiting if (code := self._exit_code(p)) is not None}
+            if exited:
+                # A pod that exits before it is ready will not become ready by waiting.
+                raise ReconcileError(
+                    "pods exited before they were ready: "
+                    + "; ".join(
+                        f"{name} (exit code {code}): {self.sup.children[f'pod/{name}'].tail(3)}"
+                        for name, code in exited.items()
+                    )
+                )
             if waiting:
                 time.sleep(0.1)
         if waiting:

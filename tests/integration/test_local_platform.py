@@ -145,6 +145,30 @@ def test_an_undeployable_commit_is_reported_and_the_live_state_kept(target: Targ
     assert before != restored
 
 
+def test_pods_that_exit_at_once_are_reported_at_once(target: Target) -> None:
+    """Not after the readiness timeout: a pod that has exited will never be ready."""
+    repo = target.repo()
+    state = current_state(repo)
+    broken = Candidate(state.stable.image, (("INFEROPS_BACKEND", "no-such-backend"),))
+    sha = commit_state(
+        repo,
+        canary_at(state, broken, 10),
+        messages.step("r-8", 1, 2, 10, state.stable.image, "start", "test"),
+    )
+    with pytest.raises(NotLive) as caught:
+        target.platform().wait_until_live(sha, 60)
+    message = str(caught.value)
+    assert "exited before they were ready" in message
+    assert "INFEROPS_BACKEND" in message  # the pod's own last words say why
+    assert tracks_of(target, 10) == {"stable": 10}
+    restored = commit_state(
+        repo,
+        rolled_back(current_state(repo)),
+        messages.rollback("r-8", 1, 2, state.stable.image, state.stable.image, "test"),
+    )
+    target.platform().wait_until_live(restored, 60)
+
+
 def _pid_listening(port: int, wait: bool = True) -> int:
     """The pid of the process listening on a local port (from /proc)."""
     deadline = time.monotonic() + (10 if wait else 0)
@@ -188,8 +212,13 @@ def test_a_killed_agent_takes_nothing_with_it_and_up_converges(target: Target) -
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(_pid_listening(p, wait=False) for p in ports):
         time.sleep(0.2)
-    assert not platform.status().live
+    dead = platform.status()
+    assert not dead.live
     assert not any(_pid_listening(p, wait=False) for p in ports)  # no orphan holds a port
+    # Status says what it found just now, not what the dead agent last wrote.
+    assert "checked just now" in (dead.error or "")
+    assert dead.components and all(c["running"] is False for c in dead.components.values())
+    assert dead.pods and not any(p["answering"] for p in dead.pods)
     after = platform.start(timeout_s=120, progress=lambda _: None)
     assert after.live and after.revision == before.revision
     assert sum(tracks_of(target, 10).values()) == 10
