@@ -14,9 +14,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,58 @@ def flow_runs(flow_name: str) -> list[dict[str, str]]:
         check=True,
     )
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def start_cli(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """Start the ``inferops`` command as ``run_cli`` runs it, without waiting for it."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/sbin:{os.environ['PATH']}"}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.Popen(
+        [f"{bin_dir}/inferops", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+class SteadyClient:
+    """Sends chat completions through a router back to back, counting what did not get
+    through: refused or broken connections, and the router's own 502-504 answers."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.body = {
+            "model": "sim-llama-3-8b",
+            "messages": [{"role": "user", "content": "hello"}],
+            "max_tokens": 4,
+        }
+        self.sent = 0
+        self.refused = 0
+        self.gateway_errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                self.sent += 1
+                try:
+                    resp = client.post("/v1/chat/completions", json=self.body)
+                except httpx.TransportError:
+                    self.refused += 1
+                    continue
+                self.gateway_errors += resp.status_code in (502, 503, 504)
+
+    def __enter__(self) -> SteadyClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
 
 
 @contextlib.contextmanager

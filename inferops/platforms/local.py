@@ -1,10 +1,12 @@
 """The local platform: one machine, real processes, nginx as the traffic router.
 
-``start`` launches the agent (``local_agent``) in its own session, so the
-environment outlives the command that started it; ``stop`` asks it to stop
-everything. The agent reconciles the runtime to the GitOps remote and writes
-``status.json``; this client reads it to answer ``status`` and
-``wait_until_live``.
+``start`` launches the agent's keeper (``local_keeper``) in its own session,
+so the environment outlives the command that started it; the keeper starts the
+agent (``local_agent``) and starts it again if it is killed, while the router
+and the pods keep serving. ``stop`` asks the keeper to stop everything, then
+stops whatever an agent recorded and nobody stopped. The agent reconciles the
+runtime to the GitOps remote and writes ``status.json``; this client reads it
+to answer ``status`` and ``wait_until_live``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from inferops.platforms.base import LiveState, NotLive, PlatformError
 from inferops.platforms.layout import LocalLayout
+from inferops.platforms.supervisor import kill_recorded
 
 
 def _answers(port: int) -> bool:
@@ -55,14 +58,23 @@ class LocalPlatform:
     def __init__(self, layout: LocalLayout) -> None:
         self.layout = layout
         self.status_path = layout.state_dir / "status.json"
-        self.pid_path = layout.state_dir / "agent.pid"
+        self.pid_path = layout.state_dir / "keeper.pid"
         self.log_path = layout.state_dir / "logs" / "agent.log"
+        self.run_dir = layout.state_dir / "run"
 
-    def agent_pid(self) -> int | None:
-        """The running agent's pid, or None."""
+    def keeper_pid(self) -> int | None:
+        """The running keeper's pid (it keeps an agent running), or None."""
         try:
             pid = int(self.pid_path.read_text())
         except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def agent_pid(self) -> int | None:
+        """The running agent's pid (as it reports it), or None."""
+        try:
+            pid = int(json.loads(self.status_path.read_text())["agent_pid"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
         return pid if _alive(pid) else None
 
@@ -70,13 +82,13 @@ class LocalPlatform:
         """Start the agent (if not running) and wait until the head commit is live."""
         layout_file = self.layout.state_dir / "layout.json"
         self.layout.dump(layout_file)
-        if self.agent_pid() is None:
+        if self.keeper_pid() is None:
             self.status_path.unlink(missing_ok=True)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             # A daemon in its own session: it outlives this command, which keeps no handle on it.
             pid = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-m", "inferops.platforms.local_agent", str(layout_file)],
+                [sys.executable, "-m", "inferops.platforms.local_keeper", str(layout_file)],
                 dict(os.environ),
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -92,7 +104,7 @@ class LocalPlatform:
                 setsid=True,
             )
             self.pid_path.write_text(str(pid))
-            progress(f"started the local agent (pid {pid}); logs in {self.log_path}")
+            progress(f"started the local agent's keeper (pid {pid}); logs in {self.log_path}")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             state = self.status()
@@ -100,7 +112,7 @@ class LocalPlatform:
                 if self.layout.prefect_enabled:
                     self._wait_prefect(deadline, progress)
                 return state
-            if self.agent_pid() is None:
+            if self.keeper_pid() is None:
                 raise PlatformError(f"the local agent stopped: {state.error or self._log_tail()}")
             time.sleep(0.2)
         raise PlatformError(
@@ -134,18 +146,22 @@ class LocalPlatform:
             return "no agent log"
 
     def stop(self, timeout_s: float = 60.0) -> bool:
-        """Stop the agent and everything it runs; False when nothing was running."""
-        pid = self.agent_pid()
-        if pid is None:
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+        """Stop the agent and everything it runs; False when nothing was running.
+
+        Whatever an agent recorded and nobody stopped (the keeper and the agent were
+        both killed) is stopped too: no process of the environment outlives ``down``.
+        """
+        pid = self.keeper_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
         self.pid_path.unlink(missing_ok=True)
-        return True
+        leftover = kill_recorded(self.run_dir)
+        return pid is not None or bool(leftover)
 
     def status(self) -> LiveState:
         """The live state as the agent reports it; when the agent is not running, what
@@ -211,7 +227,7 @@ class LocalPlatform:
                 return state
             if state.error and revision[:12] in state.error:
                 raise NotLive(state.error)
-            if self.agent_pid() is None:
+            if self.keeper_pid() is None:
                 raise NotLive("the local environment is not running: run inferops up")
             time.sleep(0.1)
         raise NotLive(

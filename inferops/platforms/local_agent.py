@@ -8,6 +8,12 @@ points nginx at them with the commit's weights and reloads it gracefully,
 updates Prometheus' targets, stops pods no longer wanted, and only then
 reports the commit live in ``status.json``. Crashed children are restarted.
 SIGTERM stops everything, pods first.
+
+The agent is the control plane only: its children run in sessions of their
+own and are recorded (``inferops.platforms.supervisor``), so when the agent
+dies the router, the pods and the rest keep serving. Its keeper
+(``local_keeper``) starts it again; it adopts every recorded child still
+running, then reconciles from Git as usual.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from inferops.platforms.local_render import (
     render_upstreams,
     server_weights,
 )
-from inferops.platforms.supervisor import Child, Supervisor
+from inferops.platforms.supervisor import Child, Supervisor, kill_recorded, read_records
 
 log = logging.getLogger("inferops.agent")
 READY_TIMEOUT_S = 30.0
@@ -148,6 +154,10 @@ def spec_hash(spec: TrackSpec) -> str:
     return hashlib.sha256(raw).hexdigest()[:8]
 
 
+_POD_FIELDS = ("track", "image", "port", "metrics_port", "env", "cwd")
+"""What a pod's record holds for the agent that adopts it (and restarts it if it crashes)."""
+
+
 def desired_pods(state: DesiredState) -> dict[str, tuple[str, TrackSpec]]:
     """Pod names the state asks for, with their track and spec."""
     out: dict[str, tuple[str, TrackSpec]] = {}
@@ -173,25 +183,46 @@ class Agent:
         self.stopping = threading.Event()
         self.nginx_dir = layout.state_dir / "nginx"
         self.status_path = layout.state_dir / "status.json"
+        self.run_dir = layout.state_dir / "run"
+        self.adopted: list[str] = []
 
     # -- infrastructure -------------------------------------------------
+    def _place(
+        self, child: Child, records: dict[str, dict[str, Any]], port: int | None = None
+    ) -> bool:
+        """Adopt the child's recorded process if it still runs its command, else start it.
+
+        True when adopted. A recorded process running another command line (the layout
+        changed) is stopped first; a port something else holds is an error saying what to do.
+        """
+        child.run_dir = self.run_dir
+        record = records.pop(child.name, None)
+        if record is not None and child.matches(record):
+            self.sup.adopt(child, record)
+            self.adopted.append(child.name)
+            return True
+        if record is not None:
+            stale = Child(child.name, record["argv"], child.log, run_dir=self.run_dir)
+            self.sup.adopt(stale, record)
+            self.sup.remove(child.name)
+        if port is not None and not _wait_port_free(port, PORT_GRACE_S):
+            raise ReconcileError(
+                f"port {port} for {child.name} is taken: stop what uses it, "
+                "or set another base_port in inferops.yaml"
+            )
+        self.sup.add(child)
+        return False
+
     def start_infra(self) -> None:
-        """Start Redis, Prometheus and nginx (and Prefect when enabled)."""
+        """Start Redis, Prometheus and nginx (and Prefect when enabled), or adopt the ones an
+        earlier agent started that still run; then adopt its pods."""
         lay = self.layout
-        for port, what in (
-            (lay.redis_port, "redis"),
-            (lay.prometheus_port, "prometheus"),
-            (lay.router_port, "nginx"),
-        ):
-            if not _wait_port_free(port, PORT_GRACE_S):
-                raise ReconcileError(
-                    f"port {port} for {what} is taken: stop what uses it, "
-                    "or set another base_port in inferops.yaml"
-                )
+        records = read_records(self.run_dir)
         logs = lay.state_dir / "logs"
         redis_dir = lay.state_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
-        self.sup.add(Child("redis", render_redis(redis_dir, lay.redis_port), logs / "redis.log"))
+        redis = Child("redis", render_redis(redis_dir, lay.redis_port), logs / "redis.log")
+        self._place(redis, records, lay.redis_port)
 
         prom_dir = lay.state_dir / "prometheus"
         (prom_dir / "data").mkdir(parents=True, exist_ok=True)
@@ -199,40 +230,75 @@ class Agent:
         if not targets.exists():
             targets.write_text("[]")
         (prom_dir / "prometheus.yml").write_text(render_prometheus(targets, lay.scrape_interval))
-        self.sup.add(
-            Child(
+        prometheus = Child(
+            "prometheus",
+            [
                 "prometheus",
-                [
-                    "prometheus",
-                    f"--config.file={prom_dir / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={prom_dir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{lay.prometheus_port}",
-                    "--web.enable-lifecycle",
-                    "--storage.tsdb.retention.time=7d",
-                ],
-                logs / "prometheus.log",
-            )
+                f"--config.file={prom_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={prom_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{lay.prometheus_port}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=7d",
+            ],
+            logs / "prometheus.log",
         )
+        self._place(prometheus, records, lay.prometheus_port)
 
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
         conf = self.nginx_dir / "nginx.conf"
         conf.write_text(render_nginx(self.nginx_dir, lay.router_port, os.geteuid() == 0))
-        (self.nginx_dir / "upstreams.conf").write_text(render_idle_upstreams())
-        (self.nginx_dir / "revision.conf").write_text(render_revision("none"))
-        self._nginx(["-t"])
-        self.sup.add(
-            Child(
-                "nginx",
-                ["nginx", "-p", str(self.nginx_dir), "-c", str(conf), "-g", "daemon off;"],
-                logs / "nginx.log",
-                stop_signal=signal.SIGQUIT,
-            )
+        nginx = Child(
+            "nginx",
+            ["nginx", "-p", str(self.nginx_dir), "-c", str(conf), "-g", "daemon off;"],
+            logs / "nginx.log",
+            stop_signal=signal.SIGQUIT,
         )
-        self._wait_router("none")
+        if nginx.name in records and nginx.matches(records[nginx.name]):
+            # It serves the last live commit's upstreams: keep them until the reconcile.
+            self._place(nginx, records)
+        else:
+            (self.nginx_dir / "upstreams.conf").write_text(render_idle_upstreams())
+            (self.nginx_dir / "revision.conf").write_text(render_revision("none"))
+            self._nginx(["-t"])
+            self._place(nginx, records, lay.router_port)
+            self._wait_router("none")
         if lay.prefect_enabled:
             for child in prefect_children(lay):
-                self.sup.add(child)
+                self._place(child, records)
+        self._adopt_pods(records, logs)
+        for name, record in records.items():
+            if not name.startswith("pod/"):
+                # Recorded by an earlier agent, no longer configured (Prefect turned off).
+                self.sup.adopt(Child(name, record["argv"], logs / f"{name}.log"), record)
+                self.sup.remove(name)
+        if self.adopted:
+            log.info("adopted what an earlier agent started: %s", ", ".join(self.adopted))
+
+    def _adopt_pods(self, records: dict[str, dict[str, Any]], logs: Path) -> None:
+        """Take over the recorded pods that still run; the reconcile keeps what Git wants."""
+        for name, record in records.items():
+            if not name.startswith("pod/"):
+                continue
+            pod = Pod(
+                name.removeprefix("pod/"),
+                str(record["track"]),
+                str(record["image"]),
+                int(record["port"]),
+                int(record["metrics_port"]),
+            )
+            child = Child(
+                name,
+                record["argv"],
+                logs / f"{pod.name}.log",
+                env=dict(record.get("env") or {}),
+                cwd=Path(record["cwd"]) if record.get("cwd") else None,
+                run_dir=self.run_dir,
+                extra={k: record[k] for k in _POD_FIELDS if k in record},
+            )
+            self.sup.adopt(child, record)
+            self.pods[pod.name] = pod
+            self.adopted.append(name)
 
     def _nginx(self, args: list[str]) -> None:
         conf = self.nginx_dir / "nginx.conf"
@@ -279,6 +345,15 @@ class Agent:
                 self.layout.state_dir / "logs" / f"{name}.log",
                 env=env,
                 cwd=root,
+                run_dir=self.run_dir,
+                extra={
+                    "track": track,
+                    "image": spec.image,
+                    "port": port,
+                    "metrics_port": metrics_port,
+                    "env": env,
+                    "cwd": str(root),
+                },
             )
         )
         self.pods[name] = pod
@@ -435,9 +510,11 @@ class Agent:
             self.stopping.wait(POLL_S)
 
     def stop(self) -> None:
-        """Stop pods first, then nginx, Prometheus, Redis and Prefect."""
+        """Stop pods first, then nginx, Prometheus, Redis and Prefect (and anything recorded
+        that this agent did not get to adopt)."""
         pods = [n for n in self.sup.children if n.startswith("pod/")]
         self.sup.stop_all(order=[*pods, "prefect-worker", "nginx"])
+        kill_recorded(self.run_dir)
         self.status_path.unlink(missing_ok=True)
 
 

@@ -1,13 +1,22 @@
-"""Supervised child processes: started, restarted when they crash, stopped cleanly.
+"""Supervised child processes: started, restarted when they crash, stopped cleanly,
+and adopted again by the next supervisor when this one dies.
 
-Each child gets ``PR_SET_PDEATHSIG`` so that it receives SIGTERM if the
-supervisor itself dies, and never outlives it holding a port. A child that
-keeps crashing is restarted with a growing delay (capped at 10 s).
+The data plane does not depend on the supervisor being alive: each child runs in
+a session of its own (a signal to the supervisor's process group never reaches
+it, and it does not die with the supervisor), and each writes a record,
+``RUN_DIR/<name>.json``, with its pid, the kernel's start time of that pid (so a
+reused pid is never mistaken for it) and what the supervisor needs to take it
+over. A new supervisor ``adopt``s a recorded child that still runs instead of
+starting another; ``kill_recorded`` stops whatever records remain when no
+supervisor is left to do it, so no process of the environment is ever orphaned.
+
+A child that keeps crashing is restarted with a growing delay (capped at 10 s).
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -15,14 +24,67 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
-
-_PR_SET_PDEATHSIG = 1
+from typing import IO, Any
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def process_start(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone."""
+    try:
+        # The command may hold spaces and parentheses: the fields follow the last ')'.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[19]) if fields[0] != "Z" else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _record_path(run_dir: Path, name: str) -> Path:
+    return run_dir / (name.replace("/", "__") + ".json")
+
+
+def read_records(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The recorded children whose process still runs, by name."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(run_dir.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            pid, started = int(record["pid"]), int(record["started"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if process_start(pid) == started:
+            out[str(record["name"])] = record
+        else:
+            path.unlink(missing_ok=True)
+    return out
+
+
+def _signal_and_wait(pid: int, started: int, sig: int, timeout_s: float) -> None:
+    """Send ``sig`` to the process, then SIGKILL it if it still runs after the timeout."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout_s
+    while process_start(pid) == started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process_start(pid) == started:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while process_start(pid) == started:
+            time.sleep(0.02)
+
+
+def kill_recorded(run_dir: Path, timeout_s: float = 15.0) -> list[str]:
+    """Stop every recorded child still running (no supervisor is left): their names."""
+    records = read_records(run_dir)
+    # Pods first (they drain), as the supervisor stops them.
+    for name in sorted(records, key=lambda n: not n.startswith("pod/")):
+        record = records[name]
+        _signal_and_wait(
+            int(record["pid"]),
+            int(record["started"]),
+            int(record.get("stop_signal", signal.SIGTERM)),
+            timeout_s,
+        )
+        _record_path(run_dir, name).unlink(missing_ok=True)
+    return list(records)
 
 
 @dataclass
@@ -35,16 +97,23 @@ class Child:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     stop_signal: int = signal.SIGTERM
+    run_dir: Path | None = None
+    """Where the child's record goes (None: not recorded, never adopted)."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """What a supervisor that adopts the child needs besides its command line."""
     proc: subprocess.Popen[bytes] | None = None
+    adopted: tuple[int, int] | None = None
+    """(pid, start time) of a process started by an earlier supervisor."""
     restarts: int = 0
     next_start: float = 0.0
     _log_fh: IO[bytes] | None = None
 
     def start(self) -> None:
-        """Start the process, its output appended to its log file."""
+        """Start the process in a session of its own, its output appended to its log file."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         if self._log_fh is None:
             self._log_fh = self.log.open("ab")
+        self.adopted = None
         self.proc = subprocess.Popen(
             list(self.argv),
             stdout=self._log_fh,
@@ -52,13 +121,50 @@ class Child:
             stdin=subprocess.DEVNULL,
             env={**os.environ, **self.env},
             cwd=self.cwd,
-            preexec_fn=_die_with_parent,
+            start_new_session=True,
         )
+        self._write_record()
+
+    def _write_record(self) -> None:
+        if self.run_dir is None or self.proc is None:
+            return
+        started = process_start(self.proc.pid)
+        if started is None:
+            return  # exited already; poll() restarts it
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = _record_path(self.run_dir, self.name)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "name": self.name,
+                    "pid": self.proc.pid,
+                    "started": started,
+                    "argv": list(self.argv),
+                    "stop_signal": int(self.stop_signal),
+                    **self.extra,
+                }
+            )
+        )
+        tmp.replace(path)
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        """Whether a recorded process runs this child's command line."""
+        return list(record.get("argv", ())) == list(self.argv)
+
+    @property
+    def pid(self) -> int | None:
+        """The process id, started or adopted."""
+        if self.proc is not None:
+            return self.proc.pid
+        return self.adopted[0] if self.adopted else None
 
     @property
     def running(self) -> bool:
         """True while the process is alive."""
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self.adopted is not None and process_start(self.adopted[0]) == self.adopted[1]
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """Ask the process to stop; kill it if it has not within the timeout."""
@@ -69,6 +175,10 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        elif self.adopted is not None:
+            _signal_and_wait(*self.adopted, self.stop_signal, timeout_s)
+        if self.run_dir is not None:
+            _record_path(self.run_dir, self.name).unlink(missing_ok=True)
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
@@ -95,6 +205,14 @@ class Supervisor:
         self.children[child.name] = child
         return child
 
+    def adopt(self, child: Child, record: Mapping[str, Any]) -> Child:
+        """Supervise a recorded process that an earlier supervisor started."""
+        if child.name in self.children:
+            raise ValueError(f"child {child.name!r} already supervised")
+        child.adopted = (int(record["pid"]), int(record["started"]))
+        self.children[child.name] = child
+        return child
+
     def poll(self) -> list[str]:
         """Restart children that exited; the names restarted."""
         now = time.monotonic()
@@ -102,7 +220,7 @@ class Supervisor:
         for child in self.children.values():
             if child.running or now < child.next_start:
                 continue
-            if child.proc is not None and child.next_start == 0.0:
+            if child.next_start == 0.0 and (child.proc is not None or child.adopted):
                 child.next_start = now + min(10.0, 0.5 * 2**child.restarts)
                 continue
             child.restarts += 1

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +22,13 @@ import httpx
 import pytest
 from support import (
     ROOT,
+    SteadyClient,
     flow_runs,
     free_base_port,
     needs_binaries,
     run_cli,
     running_env,
+    start_cli,
     write_config,
 )
 
@@ -197,6 +202,39 @@ def test_a_step_that_cannot_go_live_is_withdrawn_and_reported(env_dir: Path) -> 
     assert release["outcome"] == "rolled back"
     assert "failed" in release["events"][-1]["reason"]
     assert live_tracks(env_dir) == {"stable": 40}
+
+
+def test_the_agent_killed_mid_release_costs_no_request_and_the_release_ends(
+    env_dir: Path,
+) -> None:
+    """The drill: kill -9 the local agent while a release runs under a steady client."""
+    target = target_of(env_dir)
+    platform = target.platform()
+    with SteadyClient(target.layout.router_url) as client:
+        release = start_cli(env_dir, "release", "--env", "local", *GOOD)
+        deadline = time.monotonic() + 300
+        while platform.status().weights.get("canary", 0) == 0 and release.poll() is None:
+            assert time.monotonic() < deadline, "the canary never went live"
+            time.sleep(0.2)
+        agent = platform.agent_pid()
+        assert agent is not None
+        os.kill(agent, signal.SIGKILL)
+        killed = time.monotonic()
+        while platform.agent_pid() in (None, agent) and time.monotonic() < killed + 60:
+            time.sleep(0.1)
+        back_s = time.monotonic() - killed
+        out, err = release.communicate(timeout=600)
+    print(
+        f"drill mid-release: agent back {back_s:.1f}s after kill -9; the client sent "
+        f"{client.sent} requests: {client.refused} refused, {client.gateway_errors} 502-504"
+    )
+    assert release.returncode in (0, 2), err[-3000:]
+    assert out.splitlines()[0].split(": ")[1].split(" ")[0] in ("PROMOTE", "ROLLBACK")
+    assert (client.refused, client.gateway_errors) == (0, 0)
+    state = platform.status()
+    assert state.live and state.revision == target.repo().head()
+    assert state.weights == {"stable": 100, "canary": 0}
+    assert {p["track"] for p in state.pods} == {"stable"}
 
 
 def test_up_on_a_taken_port_says_which_and_what_to_do(tmp_path: Path) -> None:

@@ -17,12 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 from prefect.testing.utilities import prefect_test_harness
-from support import free_base_port, needs_binaries, write_config
+from support import SteadyClient, free_base_port, needs_binaries, write_config
 
 from inferops.config import load_config
 from inferops.environments import Target, open_target
 from inferops.gitops import messages
 from inferops.platforms.base import NotLive
+from inferops.platforms.local_agent import desired_pods
+from inferops.platforms.supervisor import read_records
 from inferops.rollout import Candidate, canary_at, commit_state, current_state, rolled_back
 
 BASE_PORT = free_base_port()
@@ -42,10 +44,18 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     path = write_config(dir_, BASE_PORT)
     with prefect_test_harness(server_startup_timeout=120):
         up("local", str(path))
+        target = open_target(load_config(path), "local")
         try:
-            yield open_target(load_config(path), "local")
+            yield target
         finally:
             down("local", str(path))
+        # Nothing of the environment outlives `down`, adopted processes included.
+        assert read_records(target.layout.state_dir / "run") == {}
+        lay = target.layout
+        assert not any(
+            _pid_listening(port, wait=False)
+            for port in (lay.redis_port, lay.prometheus_port, lay.router_port)
+        )
 
 
 def tracks_of(target: Target, n: int) -> collections.Counter[str]:
@@ -202,23 +212,60 @@ def _socket_inode(port: int) -> str | None:
     return None
 
 
-def test_a_killed_agent_takes_nothing_with_it_and_up_converges(target: Target) -> None:
+def _git_equals_what_runs(target: Target) -> None:
+    state = target.platform().status()
+    assert state.live and state.revision == target.repo().head()
+    wanted = desired_pods(current_state(target.repo()))
+    assert {p["name"] for p in state.pods} == set(wanted)
+
+
+def test_a_killed_agent_comes_back_and_the_data_plane_never_stops(target: Target) -> None:
+    """The drill: kill -9 the agent under a steady client."""
     platform = target.platform()
-    before = platform.status()
-    ports = [p["port"] for p in before.pods]
     agent = platform.agent_pid()
     assert agent is not None
+    pods = {p["name"]: _pid_listening(p["port"]) for p in platform.status().pods}
+    with SteadyClient(target.layout.router_url) as client:
+        time.sleep(1)
+        os.kill(agent, signal.SIGKILL)
+        killed = time.monotonic()
+        deadline = killed + 30
+        while time.monotonic() < deadline:
+            again = platform.agent_pid()
+            if again not in (None, agent) and platform.status().live:
+                break
+            time.sleep(0.1)
+        back_s = time.monotonic() - killed
+        time.sleep(1)
+    print(
+        f"drill: agent back and live {back_s:.1f}s after kill -9; the client sent "
+        f"{client.sent} requests: {client.refused} refused, {client.gateway_errors} 502-504"
+    )
+    assert platform.agent_pid() not in (None, agent), f"no new agent after {back_s:.1f}s"
+    assert client.sent > 20
+    assert (client.refused, client.gateway_errors) == (0, 0)
+    # The new agent adopted the pods that were serving instead of starting others.
+    assert {p["name"]: _pid_listening(p["port"]) for p in platform.status().pods} == pods
+    _git_equals_what_runs(target)
+
+
+def test_with_no_agent_status_checks_now_and_up_adopts_what_runs(target: Target) -> None:
+    platform = target.platform()
+    keeper, agent = platform.keeper_pid(), platform.agent_pid()
+    assert keeper is not None and agent is not None
+    before = platform.status()
+    pods = {p["name"]: _pid_listening(p["port"]) for p in before.pods}
+    os.kill(keeper, signal.SIGKILL)  # nothing will start the agent again...
     os.kill(agent, signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(_pid_listening(p, wait=False) for p in ports):
-        time.sleep(0.2)
+    while platform.agent_pid() is not None:
+        time.sleep(0.1)
     dead = platform.status()
-    assert not dead.live
-    assert not any(_pid_listening(p, wait=False) for p in ports)  # no orphan holds a port
-    # Status says what it found just now, not what the dead agent last wrote.
-    assert "checked just now" in (dead.error or "")
-    assert dead.components and all(c["running"] is False for c in dead.components.values())
-    assert dead.pods and not any(p["answering"] for p in dead.pods)
+    # ...and status says what it found just now: the data plane still serving.
+    assert not dead.live and "checked just now" in (dead.error or "")
+    assert dead.components and all(c["running"] for c in dead.components.values())
+    assert dead.pods and all(p["answering"] for p in dead.pods)
+    assert sum(tracks_of(target, 10).values()) == 10
     after = platform.start(timeout_s=120, progress=lambda _: None)
     assert after.live and after.revision == before.revision
-    assert sum(tracks_of(target, 10).values()) == 10
+    assert {p["name"]: _pid_listening(p["port"]) for p in after.pods} == pods
+    _git_equals_what_runs(target)
