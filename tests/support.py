@@ -31,13 +31,19 @@ def needs_binaries(*names: str) -> None:
         pytest.fail(f"{', '.join(missing)} not installed: run `make setup` (installs them)")
 
 
-def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the ``inferops`` command as a user would, in ``cwd``."""
+def _cli(*args: str) -> tuple[list[str], dict[str, str]]:
+    """The ``inferops`` command line and the environment a user's shell would give it."""
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/sbin:{os.environ['PATH']}"}
     env.pop("PREFECT_API_URL", None)
+    return [f"{bin_dir}/inferops", *args], env
+
+
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``inferops`` command as a user would, in ``cwd``."""
+    argv, env = _cli(*args)
     return subprocess.run(
-        [f"{bin_dir}/inferops", *args],
+        argv,
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -87,11 +93,9 @@ def flow_runs(flow_name: str) -> list[dict[str, str]]:
 
 def start_cli(cwd: Path, *args: str) -> subprocess.Popen[str]:
     """Start the ``inferops`` command as ``run_cli`` runs it, without waiting for it."""
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}:/usr/sbin:{os.environ['PATH']}"}
-    env.pop("PREFECT_API_URL", None)
+    argv, env = _cli(*args)
     return subprocess.Popen(
-        [f"{bin_dir}/inferops", *args],
+        argv,
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
