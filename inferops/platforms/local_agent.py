@@ -189,18 +189,18 @@ class Agent:
     # -- infrastructure -------------------------------------------------
     def _place(
         self, child: Child, records: dict[str, dict[str, Any]], port: int | None = None
-    ) -> bool:
+    ) -> None:
         """Adopt the child's recorded process if it still runs its command, else start it.
 
-        True when adopted. A recorded process running another command line (the layout
-        changed) is stopped first; a port something else holds is an error saying what to do.
+        A recorded process running another command line (the layout changed) is stopped
+        first; a port something else holds is an error saying what to do.
         """
         child.run_dir = self.run_dir
         record = records.pop(child.name, None)
         if record is not None and child.matches(record):
             self.sup.adopt(child, record)
             self.adopted.append(child.name)
-            return True
+            return
         if record is not None:
             stale = Child(child.name, record["argv"], child.log, run_dir=self.run_dir)
             self.sup.adopt(stale, record)
@@ -211,7 +211,6 @@ class Agent:
                 "or set another base_port in inferops.yaml"
             )
         self.sup.add(child)
-        return False
 
     def start_infra(self) -> None:
         """Start Redis, Prometheus and nginx (and Prefect when enabled), or adopt the ones an

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 
 def process_start(pid: int) -> int | None:
@@ -106,23 +106,22 @@ class Child:
     """(pid, start time) of a process started by an earlier supervisor."""
     restarts: int = 0
     next_start: float = 0.0
-    _log_fh: IO[bytes] | None = None
 
     def start(self) -> None:
         """Start the process in a session of its own, its output appended to its log file."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        if self._log_fh is None:
-            self._log_fh = self.log.open("ab")
         self.adopted = None
-        self.proc = subprocess.Popen(
-            list(self.argv),
-            stdout=self._log_fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **self.env},
-            cwd=self.cwd,
-            start_new_session=True,
-        )
+        # The process holds its own descriptor of the log: nothing here stays open for it.
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                list(self.argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                cwd=self.cwd,
+                start_new_session=True,
+            )
         self._write_record()
 
     def _write_record(self) -> None:
@@ -142,6 +141,7 @@ class Child:
                     "started": started,
                     "argv": list(self.argv),
                     "stop_signal": int(self.stop_signal),
+                    "restarts": self.restarts,
                     **self.extra,
                 }
             )
@@ -179,9 +179,6 @@ class Child:
             _signal_and_wait(*self.adopted, self.stop_signal, timeout_s)
         if self.run_dir is not None:
             _record_path(self.run_dir, self.name).unlink(missing_ok=True)
-        if self._log_fh is not None:
-            self._log_fh.close()
-            self._log_fh = None
 
     def tail(self, lines: int = 5) -> str:
         """The last lines of the child's log, for error messages."""
@@ -210,6 +207,7 @@ class Supervisor:
         if child.name in self.children:
             raise ValueError(f"child {child.name!r} already supervised")
         child.adopted = (int(record["pid"]), int(record["started"]))
+        child.restarts = int(record.get("restarts") or 0)  # a pod's restarts are evidence
         self.children[child.name] = child
         return child
 
