@@ -29,6 +29,7 @@ from inferops.environments import Target, open_target
 from inferops.gitops import history, messages
 from inferops.loadtest import load_profile, read_samples, run_load
 from inferops.lock import Hold
+from inferops.platforms.base import Platform
 from inferops.rollout import Candidate
 
 
@@ -96,10 +97,10 @@ def _progress_line(answer: Answer) -> str:
     )
 
 
-def _pods(target: Target) -> list[dict[str, Any]] | None:
+def _pods(platform: Platform) -> list[dict[str, Any]] | None:
     """The pods the platform lists now, or None (with a warning) when it cannot say."""
     try:
-        return list(target.platform().status().pods)
+        return list(platform.status().pods)
     except Exception as exc:  # the samples still judge: say so and go on
         get_run_logger().warning("pod restarts unknown this window: %s", exc)
         return None
@@ -110,6 +111,7 @@ def _judge_step(
     machine: RolloutMachine,
     release_id: str,
     index: int,
+    platform: Platform,
     restarts_before: dict[str, int],
 ) -> Answer:
     """Load and judge one step until the machine moves on, promotes or rolls back."""
@@ -121,7 +123,7 @@ def _judge_step(
         samples = drive_load(target, f"{release_id}-step{index}-{window}", seconds, machine.spec)
         canary, stable = steps.tracks_of(read_samples(samples))
         machine.observe(canary, stable)
-        pods = _pods(target)
+        pods = _pods(platform)
         if pods is not None:
             machine.observe_restarts(steps.restarts_since(restarts_before, pods))
         answer = machine.decide(time.time())
@@ -156,7 +158,8 @@ def _steps(
     if not plan.fits:
         raise PlanRefused(f"{release_id} refused before it started: {plan.refusal()}")
     machine = plan.machine(time.time(), settings.warmup_s)
-    restarts_before = steps.pod_restarts(_pods(target) or [])
+    platform = target.platform()  # one client for the release's pod reads
+    restarts_before = steps.pod_restarts(_pods(platform) or [])
     total = len(plan.steps)
     reason = (
         f"{release_id} starts: canary {_describe(candidate.image, candidate.env)} "
@@ -172,7 +175,7 @@ def _steps(
         )
         try:
             wait_live(target, record(state, message))
-            answer = _judge_step(target, machine, release_id, index, restarts_before)
+            answer = _judge_step(target, machine, release_id, index, platform, restarts_before)
         except Exception as exc:
             # Fail safe: a step that cannot be judged is withdrawn before the error is reported.
             reason = f"step {index} ({weight}%) failed: {exc}"

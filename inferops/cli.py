@@ -282,7 +282,7 @@ def _exit_for(result: dict[str, Any], as_json: bool) -> None:
     raise typer.Exit(0 if result["decision"] == "promote" else 2)
 
 
-def _print_plan(cfg: Any, env: str, as_json: bool) -> None:
+def _print_plan(cfg: Config, env: str, as_json: bool) -> None:
     from inferops import rollout as steps
     from inferops.environments import open_target
 

@@ -259,11 +259,13 @@ class KubernetesPlatform:
                 blockers.append(str(exc))
                 continue
             components[f"deployment/{name}"] = checks.deployment_summary(dep)
-            if blocker := checks.deployment_blocker(dep):
-                problem = checks.pod_problem(self._pods_of(dep))
+            blocker = checks.deployment_blocker(dep)
+            listed = self._pods_of(dep) if blocker or with_pods else []
+            if blocker:
+                problem = checks.pod_problem(listed)
                 blockers.append(f"{blocker}; {problem}" if problem else blocker)
             if with_pods:
-                pods += [checks.pod_entry(p, track) for p in self._pods_of(dep)]
+                pods += [checks.pod_entry(p, track) for p in listed]
 
         live_weight, blocker = self._router(weight)
         if blocker:
