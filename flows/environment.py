@@ -11,10 +11,13 @@ from prefect import flow, get_run_logger, task
 
 from flows.build import build
 from flows.provision import destroy, provision
+from flows.runs import clean_orphans
+from inferops import rollout as steps
 from inferops.config import ConfigError, load_config
 from inferops.environments import Target, manifest_files, open_target, retire_outputs
 from inferops.gitops import messages
 from inferops.gitops.manifests import seed
+from inferops.lock import EnvironmentBusy
 from inferops.platforms.base import LiveState
 from inferops.platforms.local import LocalPlatform
 
@@ -44,7 +47,9 @@ def up(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, obje
         image = build(env, "HEAD", config_path)
         seed_gitops(target, image["ref"])
     layout = target.local
-    state: LiveState = LocalPlatform(layout).start(progress=log.info)
+    platform = LocalPlatform(layout)
+    state: LiveState = platform.start(progress=log.info)
+    state = _finish_killed_releases(target, platform) or state
     log.info(
         "environment %s is live at %s: router %s, prometheus %s",
         env,
@@ -58,6 +63,25 @@ def up(env: str = "local", config_path: str = "inferops.yaml") -> dict[str, obje
         "prometheus": layout.prometheus_url,
         "prefect": layout.prefect_api_url if layout.prefect_enabled else None,
     }
+
+
+def _finish_killed_releases(target: Target, platform: LocalPlatform) -> LiveState | None:
+    """What a killed release left: its Prefect runs are marked crashed, its load stopped,
+    and, unless a release runs now, the canary it left is rolled back; the live state
+    after that rollback, or None when none was needed."""
+    clean_orphans(target.state_dir)
+    try:
+        with target.lock("inferops up"):
+            sha = steps.converge(target.repo(), "when inferops up brought the environment up")
+            if sha is None:
+                return None
+            get_run_logger().warning(
+                "rolled back the canary of a release that was killed (%s)", sha[:12]
+            )
+            return platform.wait_until_live(sha, target.env.canary.live_timeout_s)
+    except EnvironmentBusy:
+        get_run_logger().info("a release is running: its canary is its own")
+        return None
 
 
 def _up_cluster(target: Target, config_path: str) -> dict[str, object]:

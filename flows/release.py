@@ -7,6 +7,9 @@ from prefect.client.schemas.objects import State
 
 from flows.build import build
 from flows.rollout import final_state, rollout, verdict_of
+from flows.runs import recorded
+from inferops.config import load_config
+from inferops.environments import open_target
 
 
 @flow(name="release")
@@ -20,6 +23,9 @@ def release(
 
     Call it with ``return_state=True`` and read the verdict with ``flows.rollout.verdict_of``.
     """
-    image = build(env, version, config_path)
-    result = verdict_of(rollout(image["ref"], env, service_env, config_path, return_state=True))
+    # Recorded from the start, so that a release killed while it builds leaves no run behind.
+    with recorded(open_target(load_config(config_path), env).state_dir):
+        image = build(env, version, config_path)
+        state = rollout(image["ref"], env, service_env, config_path, return_state=True)
+        result = verdict_of(state)
     return final_state({**result, "image": image})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,20 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
+from flows.runs import clean_orphans, recorded
 from inferops import rollout as steps
+from inferops import runs
 from inferops.analysis.machine import Action, Answer, RolloutMachine
 from inferops.analysis.release_plan import PlanRefused
 from inferops.analysis.spec import AnalysisSpec
 from inferops.config import load_config
 from inferops.environments import Target, open_target
 from inferops.gitops import history, messages
-from inferops.loadtest import load_profile, read_samples, run_load
+from inferops.gitops.manifests import TrackSpec
+from inferops.gitops.repo import GitOpsRepo
+from inferops.loadtest import LoadStopped, load_profile, read_samples, run_load
 from inferops.lock import Hold
-from inferops.platforms.base import Platform
+from inferops.platforms.base import EnvironmentDown, Platform
 from inferops.rollout import Candidate
 
 
@@ -51,17 +56,26 @@ def wait_live(target: Target, sha: str) -> None:
 
 @task
 def drive_load(target: Target, label: str, seconds: float, spec: AnalysisSpec) -> Path:
-    """Drive ``seconds`` of the step's load through the router; the samples it recorded."""
+    """Drive ``seconds`` of the step's load through the router; the samples it recorded.
+
+    The load stops early, with ``EnvironmentDown``, once the router has refused
+    connections for two seconds.
+    """
     plan = target.env.canary
     profile = load_profile(target.config.path(plan.load_profile))
     prices = {"INFEROPS_LOAD_PRICES": json.dumps(spec.cost.model_dump())} if spec.cost else {}
-    result = run_load(
-        target.router_url,
-        profile,
-        target.state_dir / "loadtests" / label,
-        duration_s=seconds,
-        env={"INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens), **prices},
-    )
+    try:
+        result = run_load(
+            target.router_url,
+            profile,
+            target.state_dir / "loadtests" / label,
+            duration_s=seconds,
+            env={"INFEROPS_LOAD_MAX_TOKENS": str(plan.max_tokens), **prices},
+            watch=steps.OutageWatch(target.outage),
+            owner=runs.current(target.state_dir),
+        )
+    except LoadStopped as exc:
+        raise EnvironmentDown(str(exc)) from exc
     get_run_logger().info(
         "load %s: %d requests (%s)",
         label,
@@ -72,6 +86,15 @@ def drive_load(target: Target, label: str, seconds: float, spec: AnalysisSpec) -
 
 
 def _publish(release_id: str, answer: Answer) -> None:
+    """The step's verdict as a Prefect artifact; the release goes on without it (its
+    verdicts are in the GitOps history) when Prefect cannot take it."""
+    try:
+        _artifact(release_id, answer)
+    except Exception as exc:
+        get_run_logger().warning("the verdict's artifact was not published: %s", exc)
+
+
+def _artifact(release_id: str, answer: Answer) -> None:
     verdict = answer.verdict
     rows = "\n".join(
         f"| {c.label} | {c.outcome.value} | {p.towards_pass:.0%} | {p.towards_fail:.0%} "
@@ -121,6 +144,9 @@ def _judge_step(
     while True:
         seconds = settings.window_s + (settings.warmup_s if window == 0 else 0.0)
         samples = drive_load(target, f"{release_id}-step{index}-{window}", seconds, machine.spec)
+        down = steps.OutageWatch(target.outage).confirm()
+        if down is not None:  # what the window saw is the outage, not the canary
+            raise EnvironmentDown(down)
         canary, stable = steps.tracks_of(read_samples(samples))
         machine.observe(canary, stable)
         pods = _pods(platform)
@@ -141,15 +167,59 @@ def _describe(image: str, env: tuple[tuple[str, str], ...]) -> str:
     return short + (f" with {', '.join(f'{k}={v}' for k, v in env)}" if env else "")
 
 
+@dataclass(frozen=True)
+class _Release:
+    """One release's commits: each step, and its rollback."""
+
+    target: Target
+    hold: Hold
+    repo: GitOpsRepo
+    release_id: str
+    total: int
+    candidate: Candidate
+    stable: TrackSpec
+
+    def record(self, state: Any, message: messages.Message) -> str:
+        """Commit ``state``, unless the release lost its hold of the environment."""
+        self.hold.check()  # a release that lost its hold commits nothing more
+        return commit(self.target, state, message)
+
+    def roll_back(
+        self, index: int, weight: int, why: str, outage: EnvironmentDown | None = None
+    ) -> str:
+        """Commit the rollback and wait until it is live. When the environment is down
+        (``outage``, or found while waiting), settle the release with one line that says
+        so and raise ``EnvironmentDown``: its rollback applies when it runs again."""
+        rid, total = self.release_id, self.total
+        sha = self.record(
+            steps.rolled_back(steps.current_state(self.repo), self.stable.replicas),
+            messages.rollback(rid, index, total, self.candidate.image, self.stable.image, why),
+        )
+        cause = f"the environment went down: {outage}"
+        if outage is None:
+            try:
+                wait_live(self.target, sha)
+                return sha
+            except Exception as exc:
+                down = steps.OutageWatch(self.target.outage).confirm()
+                if down is None:
+                    raise
+                cause = f"{why}; then the environment went down: {down}"
+                outage = EnvironmentDown(down)
+                outage.__cause__ = exc
+        line = (
+            f"{rid} rolled back at step {index} of {total} ({weight}%): {cause}. "
+            f"The rollback is committed ({sha[:12]}); it applies when the environment "
+            f"runs again (inferops up --env {self.target.name})"
+        )
+        runs.settle(line)
+        raise EnvironmentDown(line) from outage
+
+
 def _steps(
     target: Target, hold: Hold, spec: AnalysisSpec, release_id: str, candidate: Candidate
 ) -> dict[str, Any]:
     """Every step of one release, ending in a promotion or a rollback commit."""
-
-    def record(state: Any, message: messages.Message) -> str:
-        hold.check()  # a release that lost its hold commits nothing more
-        return commit(target, state, message)
-
     repo = target.repo()
     stable = steps.current_state(repo).stable
     settings = target.env.canary
@@ -161,6 +231,7 @@ def _steps(
     platform = target.platform()  # one client for the release's pod reads
     restarts_before = steps.pod_restarts(_pods(platform) or [])
     total = len(plan.steps)
+    run = _Release(target, hold, repo, release_id, total, candidate, stable)
     reason = (
         f"{release_id} starts: canary {_describe(candidate.image, candidate.env)} "
         f"against stable {_describe(stable.image, stable.env)}."
@@ -173,31 +244,32 @@ def _steps(
         message = messages.step(
             release_id, index, total, weight, candidate.image, verdict_so_far, reason
         )
+        if (noted := runs.current(target.state_dir)) is not None:
+            noted.update(step=f"{index}/{total} ({weight}%)")
         try:
-            wait_live(target, record(state, message))
+            wait_live(target, run.record(state, message))
             answer = _judge_step(target, machine, release_id, index, platform, restarts_before)
         except Exception as exc:
-            # Fail safe: a step that cannot be judged is withdrawn before the error is reported.
-            reason = f"step {index} ({weight}%) failed: {exc}"
-            sha = record(
-                steps.rolled_back(steps.current_state(repo), stable.replicas),
-                messages.rollback(release_id, index, total, candidate.image, stable.image, reason),
-            )
-            wait_live(target, sha)
+            # Fail safe: a step that cannot be judged is withdrawn before the error is
+            # reported; when the environment went down, the rollback says so.
+            down = exc if isinstance(exc, EnvironmentDown) else None
+            if down is None and (found := steps.OutageWatch(target.outage).confirm()):
+                down = EnvironmentDown(found)
+            if down is None:
+                run.roll_back(index, weight, f"step {index} ({weight}%) failed: {exc}")
+                raise
+            why = f"step {index} ({weight}%) failed: the environment went down: {down}"
+            run.roll_back(index, weight, why, down)
             raise
         reason = f"step {index} ({weight}%): {answer.reason}"
         if answer.action is Action.ROLLBACK:
-            sha = record(
-                steps.rolled_back(steps.current_state(repo), stable.replicas),
-                messages.rollback(release_id, index, total, candidate.image, stable.image, reason),
-            )
-            wait_live(target, sha)
+            sha = run.roll_back(index, weight, reason)
             return _result(release_id, "rollback", sha, answer, index, weight)
         if answer.action is Action.PROMOTE:
             break
         verdict_so_far = "continue"
     assert answer is not None and answer.action is Action.PROMOTE
-    sha = record(
+    sha = run.record(
         steps.promoted(
             steps.current_state(repo), max(stable.replicas, plan.steps[-1].canary_replicas)
         ),
@@ -258,7 +330,11 @@ def rollout(
     """
     target = open_target(load_config(config_path), env)
     repo = target.repo()
-    with target.lock(f"release {history.next_release_id(repo.log())}") as hold:
+    with (
+        recorded(target.state_dir) as record,
+        target.lock(f"release {history.next_release_id(repo.log())}") as hold,
+    ):
+        clean_orphans(target.state_dir)
         interrupted = steps.converge(repo)
         if interrupted:
             get_run_logger().warning(
@@ -267,4 +343,5 @@ def rollout(
             wait_live(target, interrupted)
         candidate = steps.candidate_for(steps.current_state(repo), image, service_env)
         release_id = history.next_release_id(repo.log())
+        record.update(release_id=release_id)
         return final_state(_steps(target, hold, target.slos(), release_id, candidate))

@@ -11,14 +11,18 @@ import re
 import shutil
 import sys
 import textwrap
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from inferops.config import Config, ConfigError, load_config
 from inferops.judge_cli import judge_command
 from inferops.platforms.base import LiveState
+
+if TYPE_CHECKING:
+    from inferops.environments import Target
 
 app = typer.Typer(
     help="Release an AI inference service through Git: canaries judged on live SLOs.\n\n"
@@ -31,6 +35,15 @@ app = typer.Typer(
 EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment from inferops.yaml.")]
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Print Prefect's whole log (engine messages, tracebacks), not just the "
+        "pipeline's own lines; Prefect keeps it either way.",
+    ),
+]
 
 
 class Failure(Exception):
@@ -41,8 +54,9 @@ def _config(path: Path) -> Config:
     return load_config(path)
 
 
-def _prepare(config: Config, env: str, use_server: bool = True) -> None:
-    """Point Prefect at the environment's server when it runs, else ephemeral mode.
+def _prepare(config: Config, env: str, verbose: bool, use_server: bool = True) -> None:
+    """Point Prefect at the environment's server when it runs, else ephemeral mode, and
+    choose the console: the pipeline's own lines, or with ``verbose`` Prefect's whole log.
 
     ``down`` stops that server, so it never reports to it.
     """
@@ -58,6 +72,22 @@ def _prepare(config: Config, env: str, use_server: bool = True) -> None:
     except NotProvisioned:
         pass
     prepare_prefect(config.path(config.state_dir), server)
+    from inferops.console import quiet_prefect_console
+
+    quiet_prefect_console(verbose)
+
+
+def _leave_if_prefect_went_down() -> AbstractContextManager[None]:
+    """A release whose environment went down with its Prefect server reports its one
+    line and exits 1 at once, instead of Prefect's client retrying the dead server for
+    minutes (``inferops.runs.leave_when_settled``)."""
+    import os
+
+    from inferops import runs
+    from inferops.settings import api_answers
+
+    url = os.environ.get("PREFECT_API_URL")
+    return runs.leave_when_settled(lambda: url is None or api_answers(url))
 
 
 def _print(data: Any, as_json: bool, text: str) -> None:
@@ -66,11 +96,14 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 
 @app.command()
 def up(
-    env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), as_json: JsonOpt = False
+    env: EnvOpt = "local",
+    config: ConfigOpt = Path("inferops.yaml"),
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Provision ENV and start it: Terraform, GitOps repo, Redis, Prometheus, nginx, service."""
     cfg = _config(config)
-    _prepare(cfg, env)
+    _prepare(cfg, env, verbose)
     from flows.environment import up as up_flow
 
     result = up_flow(env, str(config))
@@ -78,10 +111,12 @@ def up(
 
 
 @app.command()
-def down(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -> None:
+def down(
+    env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), verbose: VerboseOpt = False
+) -> None:
     """Stop everything ENV runs and destroy its Terraform state (GitOps history is kept)."""
     cfg = _config(config)
-    _prepare(cfg, env, use_server=False)
+    _prepare(cfg, env, verbose, use_server=False)
     from flows.environment import down as down_flow
 
     down_flow(env, str(config))
@@ -115,6 +150,7 @@ def provision(
         typer.Option("--out", help="Also write the plan review as Markdown (for a PR)."),
     ] = None,
     as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Plan ENV's infrastructure, publish the review and its cost, and apply what was reviewed.
 
@@ -123,7 +159,7 @@ def provision(
     `inferops provision --env prod --plan-only --out plan.md`, then apply on merge.
     """
     cfg = _config(config)
-    _prepare(cfg, env)
+    _prepare(cfg, env, verbose)
     from flows.provision import provision as provision_flow
 
     result = provision_flow(
@@ -187,10 +223,12 @@ def validate(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -
 
 
 @app.command()
-def drift(env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml")) -> None:
+def drift(
+    env: EnvOpt = "local", config: ConfigOpt = Path("inferops.yaml"), verbose: VerboseOpt = False
+) -> None:
     """Check whether ENV's live infrastructure still matches its code; exit 1 when not."""
     cfg = _config(config)
-    _prepare(cfg, env)
+    _prepare(cfg, env, verbose)
     from flows.provision import drift as drift_flow
 
     drift_flow(env, str(config))
@@ -204,10 +242,11 @@ def approve(
     reject: Annotated[bool, typer.Option("--reject", help="Refuse the plan instead.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why; kept with the run.")] = "",
     config: ConfigOpt = Path("inferops.yaml"),
+    verbose: VerboseOpt = False,
 ) -> None:
     """Answer a provision run that waits for approval: apply its plan, or --reject it."""
     cfg = _config(config)
-    _prepare(cfg, env)
+    _prepare(cfg, env, verbose)
     from flows.provision import answer_approval
 
     answer_approval(run_id, not reject, reason)
@@ -220,10 +259,11 @@ def build(
     version: Annotated[str, typer.Option(help="Git revision of the service to build.")] = "HEAD",
     config: ConfigOpt = Path("inferops.yaml"),
     as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Build the service at VERSION into a content-addressed image."""
     cfg = _config(config)
-    _prepare(cfg, env)
+    _prepare(cfg, env, verbose)
     from flows.build import build as build_flow
 
     image = build_flow(env, version, str(config))
@@ -330,6 +370,7 @@ def release(
             "it fits, 1 when a release would be refused.",
         ),
     ] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Build VERSION and roll it out as a canary. Exit 0 promoted, 2 rolled back, 1 error."""
     cfg = _config(config)
@@ -338,11 +379,12 @@ def release(
         _print_plan(cfg, env, as_json)
         return
     _preflight(cfg, env, version)
-    _prepare(cfg, env)
+    _prepare(cfg, env, verbose)
     from flows.release import release as release_flow
     from flows.rollout import verdict_of
 
-    state = release_flow(env, version, service_env, str(config), return_state=True)
+    with _leave_if_prefect_went_down():
+        state = release_flow(env, version, service_env, str(config), return_state=True)
     _exit_for(verdict_of(state), as_json)
 
 
@@ -353,16 +395,18 @@ def rollout(
     set_: SetOpt = [],  # noqa: B006
     config: ConfigOpt = Path("inferops.yaml"),
     as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Roll out an already built IMAGE as a canary. Exit 0 promoted, 2 rolled back, 1 error."""
     cfg = _config(config)
     service_env = _service_env(set_)
     _preflight(cfg, env)
-    _prepare(cfg, env)
+    _prepare(cfg, env, verbose)
     from flows.rollout import rollout as rollout_flow
     from flows.rollout import verdict_of
 
-    state = rollout_flow(image, env, service_env, str(config), return_state=True)
+    with _leave_if_prefect_went_down():
+        state = rollout_flow(image, env, service_env, str(config), return_state=True)
     _exit_for(verdict_of(state), as_json)
 
 
@@ -396,6 +440,35 @@ def _print_cluster_status(env: str, state: LiveState, held_by: str | None, as_js
     _print(data, as_json, "\n".join(lines))
 
 
+def _local_release(target: Target) -> dict[str, Any]:
+    """The release running on a local environment now, or the one whose process is gone
+    while its canary still takes traffic (orphaned); ``says`` puts it in words."""
+    from inferops import runs
+    from inferops.gitops.history import unfinished
+
+    running = runs.live(target.state_dir)
+    if running:
+        now = running[0]
+        what = now.get("release_id") or "a release (building, not yet holding the environment)"
+        at = f" at step {now['step']}" if now.get("step") else ""
+        return {"state": "running", **now, "says": f"{what} running (pid {now['pid']}){at}"}
+    left = unfinished(target.repo().log())
+    if left is None:
+        return {"state": "none", "says": "none running"}
+    last = left.events[-1]
+    return {
+        "state": "orphaned",
+        "release_id": left.release_id,
+        "step": last.step,
+        "weight": last.weight,
+        "says": (
+            f"{left.release_id} ORPHANED at step {last.step} ({last.weight}%): its process is "
+            f"gone and its canary keeps {last.weight}% of the traffic; `inferops up` or the "
+            "next release rolls it back"
+        ),
+    }
+
+
 def _running_word(running: bool | None) -> str:
     return "unknown" if running is None else ("running" if running else "DOWN")
 
@@ -418,17 +491,20 @@ def status(
         return
     target = open_target(cfg, env)
     state = target.platform().status()
+    release_now = _local_release(target)
     data = {
         "env": env,
         "revision": state.revision,
         "live": state.live,
         "error": state.error,
         "weights": state.weights,
+        "release": release_now,
         "pods": list(state.pods),
         "components": state.components,
         "endpoints": state.endpoints,
     }
     lines = _live_summary(env, state)
+    lines.append(f"  release: {release_now['says']}")
     lines += [
         f"  {p['name']:<28} {p['track']:<7} :{p['port']}  restarts {p['restarts']}"
         + ("" if "answering" not in p else ("  answering" if p["answering"] else "  NOT ANSWERING"))

@@ -10,11 +10,13 @@ of inferops.yaml. Nothing here runs at import time.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -43,6 +45,17 @@ CODE_ROOT = Path(__file__).resolve().parents[1]
 
 class NotProvisioned(Exception):
     """The environment has no provisioned state yet."""
+
+
+def _accepts(url: str, timeout_s: float = 1.0) -> bool:
+    """Whether the host and port of ``url`` accept a TCP connection now."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,31 @@ class Target:
         if image is not None:
             labels["version"] = image_version(image)
         return labels
+
+    def outage(self) -> str | None:
+        """What is down when the environment cannot serve right now, else None.
+
+        It cannot serve when its router refuses connections. Locally it cannot either
+        when its agent is gone (nothing will start anything again) and no stable pod
+        answers behind the router; the reason then names all that is gone, the Prefect
+        server included.
+        """
+        router = _accepts(self.router_url)
+        if self.on_cluster or self.layout is None:
+            return None if router else f"the router at {self.router_url} refuses connections"
+        platform = LocalPlatform(self.layout)
+        agent = platform.keeper_pid() is not None or platform.agent_pid() is not None
+        if router and agent:
+            return None
+        found = [] if router else [f"the router at {self.router_url} refuses connections"]
+        if not agent:
+            pods = [p for p in platform.status().pods if p.get("track") == "stable"]
+            if router and any(p.get("answering") for p in pods):
+                return None  # it serves; a release finds the agent gone when it waits
+            found += ["the local agent is not running", "no stable pod answers"]
+        if self.layout.prefect_enabled and not _accepts(self.layout.prefect_api_url):
+            found.append(f"its Prefect server at {self.layout.prefect_api_url} is gone")
+        return ", ".join(found)
 
     def slos(self) -> AnalysisSpec:
         """The checks a canary must pass (the environment's SLO file)."""

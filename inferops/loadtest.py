@@ -14,6 +14,11 @@ Contract:
 - HTTP errors from the service are data in the result (``failures``), not
   errors. ``LoadTestError`` means the load generator itself failed or overran
   its wall-clock budget; its message ends with the tail of Locust's log.
+  ``LoadStopped`` means ``watch`` named a reason to stop (the environment went
+  down, say): the load was stopped early and its reason is the message.
+- The load generator stops by itself once the process that ran ``run_load``
+  is gone, and an ``owner`` hears its pid when it starts and when it exits:
+  no load outlives the release that started it.
 - ``LoadResult`` summarises the samples file (one JSON object per request, as
   the locustfile documents) and turns a track's samples into ``WindowStats``.
 """
@@ -31,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -54,6 +59,20 @@ class LoadProfileError(ValueError):
 
 class LoadTestError(RuntimeError):
     """The load generator failed (not the service under test)."""
+
+
+class LoadStopped(LoadTestError):
+    """The load was stopped early, for the reason ``watch`` gave (the message)."""
+
+
+class LoadOwner(Protocol):
+    """Who keeps track of the load generators a process started (a release's record)."""
+
+    def add_load(self, pid: int) -> None:
+        """A load generator started."""
+
+    def drop_load(self, pid: int) -> None:
+        """A load generator exited."""
 
 
 class LoadStage(BaseModel):
@@ -222,8 +241,15 @@ def run_load(
     locustfile: Path = DEFAULT_LOCUSTFILE,
     startup_grace_s: float = 30.0,
     progress_every_s: float = 10.0,
+    watch: Callable[[], str | None] | None = None,
+    watch_every_s: float = 0.5,
+    owner: LoadOwner | None = None,
 ) -> LoadResult:
-    """Run ``profile`` against ``host`` with Locust in a subprocess and read its samples."""
+    """Run ``profile`` against ``host`` with Locust in a subprocess and read its samples.
+
+    ``watch`` is asked every ``watch_every_s`` while the load runs; a reason it returns
+    stops the load and raises ``LoadStopped`` with it.
+    """
     if not host.startswith(("http://", "https://")):
         raise ValueError(f"host must be an http(s) URL such as http://127.0.0.1:8080, not {host!r}")
     if not locustfile.is_file():
@@ -244,6 +270,7 @@ def run_load(
         **(env or {}),
         "INFEROPS_SAMPLES_FILE": str(samples_path.resolve()),
         "INFEROPS_LOAD_STAGES": json.dumps(stages),
+        "INFEROPS_LOAD_PARENT_PID": str(os.getpid()),
         "PYTHONUNBUFFERED": "1",
     }
     command = [
@@ -270,11 +297,20 @@ def run_load(
         process = subprocess.Popen(
             command, cwd=out_dir, env=child_env, stdout=log, stderr=subprocess.STDOUT
         )
+    if owner is not None:
+        owner.add_load(process.pid)
     try:
-        returncode = _wait(process, started, budget_s, progress_every_s, profile, report)
+        returncode, stopped = _wait(
+            process, started, budget_s, progress_every_s, profile, report, watch, watch_every_s
+        )
     finally:
         _stop(process)
+        if owner is not None:
+            owner.drop_load(process.pid)
     elapsed = time.monotonic() - started
+    if stopped is not None:
+        report(f"load: stopped after {elapsed:.1f} s: {stopped}")
+        raise LoadStopped(stopped)
     if returncode is None:
         raise LoadTestError(
             f"locust did not finish within {budget_s:.0f} s ({profile.duration_s:.0f} s of load "
@@ -307,17 +343,28 @@ def _wait(
     progress_every_s: float,
     profile: LoadProfile,
     report: Callable[[str], None],
-) -> int | None:
-    """Wait for locust, reporting progress; None when it overran ``budget_s``."""
+    watch: Callable[[], str | None] | None,
+    watch_every_s: float,
+) -> tuple[int | None, str | None]:
+    """Wait for locust, reporting progress: its exit code (None when it overran
+    ``budget_s``), and the reason ``watch`` gave to stop it early (else None)."""
+    poll_s = min(progress_every_s, watch_every_s) if watch is not None else progress_every_s
+    next_report = started + progress_every_s
     while True:
         left = budget_s - (time.monotonic() - started)
         if left <= 0:
-            return None
+            return None, None
         try:
-            return process.wait(timeout=min(progress_every_s, left))
+            return process.wait(timeout=min(poll_s, left)), None
         except subprocess.TimeoutExpired:
-            elapsed = time.monotonic() - started
-            report(f"load: {min(elapsed, profile.duration_s):.0f}/{profile.duration_s:.0f} s")
+            pass
+        reason = watch() if watch is not None else None
+        if reason is not None:
+            return None, reason
+        now = time.monotonic()
+        if now >= next_report:
+            next_report = now + progress_every_s
+            report(f"load: {min(now - started, profile.duration_s):.0f}/{profile.duration_s:.0f} s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

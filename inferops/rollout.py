@@ -128,8 +128,11 @@ def commit_state(repo: GitOpsRepo, state: DesiredState, message: messages.Messag
     return sha or repo.head()
 
 
-def converge(repo: GitOpsRepo) -> str | None:
-    """Roll back an interrupted release; the commit made, or None when none was needed."""
+def converge(repo: GitOpsRepo, when: str = "before the next release") -> str | None:
+    """Roll back an interrupted release; the commit made, or None when none was needed.
+
+    ``when`` completes the reason the rollback commit gives ("rolled back ...").
+    """
     log = repo.log()
     interrupted = history.unfinished(log)
     if interrupted is None:
@@ -139,7 +142,7 @@ def converge(repo: GitOpsRepo) -> str | None:
     state = current_state(repo)
     reason = (
         f"{interrupted.release_id} was interrupted at step {last.step} ({last.weight}%) "
-        "without a verdict; rolled back before the next release."
+        f"without a verdict; rolled back {when}."
     )
     msg = messages.rollback(
         interrupted.release_id,
@@ -173,6 +176,44 @@ def restarts_since(before: Mapping[str, int], pods: Sequence[Mapping[str, Any]])
         if track == "canary" and more and pod.get("last"):
             last = str(pod["last"])
     return Restarts(counts["canary"], counts["stable"], last)
+
+
+class OutageWatch:
+    """Says the environment is down once ``probe`` has found it down for ``confirm_s``:
+    a router that restarts (the local agent brings it back within a second) is no outage.
+
+    ``probe`` returns what is down, or None (``Target.outage``).
+    """
+
+    def __init__(
+        self,
+        probe: Callable[[], str | None],
+        confirm_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.probe = probe
+        self.confirm_s = confirm_s
+        self.clock = clock
+        self.since: float | None = None
+
+    def __call__(self) -> str | None:
+        """What is down, once it has been down for ``confirm_s``; else None."""
+        found = self.probe()
+        if found is None:
+            self.since = None
+            return None
+        now = self.clock()
+        if self.since is None:
+            self.since = now
+        return found if now - self.since >= self.confirm_s else None
+
+    def confirm(self, sleep: Callable[[float], None] = time.sleep) -> str | None:
+        """Probe until the outage is confirmed (what is down) or is over (None)."""
+        while True:
+            found = self()
+            if found is not None or self.since is None:
+                return found
+            sleep(0.25)
 
 
 def tracks_of(rows: Sequence[Mapping[str, Any]]) -> tuple[SampleSet, SampleSet]:

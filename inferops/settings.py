@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 
 
-def _healthy(api_url: str) -> bool:
+def api_answers(api_url: str) -> bool:
+    """Whether the Prefect API at ``api_url`` answers its health check now."""
     try:
         with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=1) as resp:
             return bool(resp.status == 200)
@@ -28,7 +29,7 @@ def prepare_prefect(state_dir: Path, server_api_url: str | None) -> str:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if os.environ.get("PREFECT_API_URL"):
         return "configured"
-    if server_api_url and _healthy(server_api_url):
+    if server_api_url and api_answers(server_api_url):
         os.environ["PREFECT_API_URL"] = server_api_url
         return "server"
     home = state_dir / "prefect-ephemeral"

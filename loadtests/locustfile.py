@@ -41,6 +41,9 @@ Configuration (environment variables):
   with any of ``usd_per_1m_input_tokens``, ``usd_per_1m_output_tokens`` and
   ``usd_per_request`` (non-negative numbers, missing ones 0), e.g.
   ``{"usd_per_1m_input_tokens": 0.5, "usd_per_1m_output_tokens": 1.5}``.
+- ``INFEROPS_LOAD_PARENT_PID``: the process that owns this load (``run_load``
+  sets it). Once that process is gone (killed, say), the load stops within a
+  second, its samples written: no load outlives the release that started it.
 
 A variable holding a value the load generator cannot use raises ``ConfigError``
 naming it, so locust exits 1 before sending anything.
@@ -129,6 +132,7 @@ class Config:
     samples_file: Path | None
     stages: tuple[Stage, ...]
     prices: Prices | None
+    parent_pid: int | None
 
 
 def _number(name: str, default: float, low: float, high: float = float("inf")) -> float:
@@ -199,6 +203,7 @@ def load_config() -> Config:
         samples_file=Path(samples_file) if samples_file else None,
         stages=_stages(os.environ.get("INFEROPS_LOAD_STAGES")),
         prices=_prices(os.environ.get("INFEROPS_LOAD_PRICES")),
+        parent_pid=int(_number("INFEROPS_LOAD_PARENT_PID", 0, 1)) or None,
     )
 
 
@@ -414,6 +419,21 @@ if CONFIG.stages:
                     return stage.users, stage.spawn_rate
                 elapsed -= stage.duration_s
             return None
+
+
+def _stop_when_orphaned(environment: Environment, parent_pid: int) -> None:
+    """Quit once ``parent_pid`` is no longer this process' parent (it died)."""
+    while os.getppid() == parent_pid:
+        gevent.sleep(0.5)
+    log.warning("the process that started this load (pid %d) is gone; stopping", parent_pid)
+    if environment.runner is not None:
+        environment.runner.quit()
+
+
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def _on_init(environment: Environment, **_kwargs: Any) -> None:
+    if CONFIG.parent_pid is not None:
+        gevent.spawn(_stop_when_orphaned, environment, CONFIG.parent_pid)
 
 
 def _generator_failure(environment: Environment) -> str | None:

@@ -18,6 +18,11 @@ class NotLive(PlatformError):
     """A commit did not go live in time; the message says why."""
 
 
+class EnvironmentDown(PlatformError):
+    """The environment stopped serving (its router refuses connections); the message says
+    what was found down."""
+
+
 @dataclass(frozen=True)
 class LiveState:
     """What the runtime runs now, and which commit that is."""

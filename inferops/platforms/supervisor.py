@@ -10,7 +10,9 @@ over. A new supervisor ``adopt``s a recorded child that still runs instead of
 starting another; ``kill_recorded`` stops whatever records remain when no
 supervisor is left to do it, so no process of the environment is ever orphaned.
 
-A child that keeps crashing is restarted with a growing delay (capped at 10 s).
+A child that keeps crashing is restarted with a growing delay (capped at 10 s). Each
+child leads a process group; when it is gone, so is whatever is left of its group (nginx's
+workers outlive a killed master and would keep its port).
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ def process_start(pid: int) -> int | None:
         return None
 
 
+def kill_group(pid: int) -> None:
+    """SIGKILL what is left of the process group ``pid`` led (each child leads its own):
+    helpers such as nginx's workers, which outlive their master when it is killed."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def _record_path(run_dir: Path, name: str) -> Path:
     return run_dir / (name.replace("/", "__") + ".json")
 
@@ -53,6 +62,7 @@ def read_records(run_dir: Path) -> dict[str, dict[str, Any]]:
         if process_start(pid) == started:
             out[str(record["name"])] = record
         else:
+            kill_group(pid)  # its helpers, if it was killed without them
             path.unlink(missing_ok=True)
     return out
 
@@ -69,6 +79,7 @@ def _signal_and_wait(pid: int, started: int, sig: int, timeout_s: float) -> None
             os.kill(pid, signal.SIGKILL)
         while process_start(pid) == started:
             time.sleep(0.02)
+    kill_group(pid)
 
 
 def kill_recorded(run_dir: Path, timeout_s: float = 15.0) -> list[str]:
@@ -175,6 +186,7 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            kill_group(self.proc.pid)
         elif self.adopted is not None:
             _signal_and_wait(*self.adopted, self.stop_signal, timeout_s)
         if self.run_dir is not None:
@@ -219,6 +231,8 @@ class Supervisor:
             if child.running or now < child.next_start:
                 continue
             if child.next_start == 0.0 and (child.proc is not None or child.adopted):
+                if child.pid is not None:
+                    kill_group(child.pid)  # no helper of a dead child keeps its port
                 child.next_start = now + min(10.0, 0.5 * 2**child.restarts)
                 continue
             child.restarts += 1

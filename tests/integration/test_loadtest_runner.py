@@ -33,7 +33,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from inferops.loadtest import DEFAULT_LOCUSTFILE, LoadProfile, LoadTestError, run_load
+from inferops.loadtest import (
+    DEFAULT_LOCUSTFILE,
+    LoadProfile,
+    LoadStopped,
+    LoadTestError,
+    run_load,
+)
+from inferops.platforms.supervisor import process_start
 
 VERSIONS = {"stable": "1111111", "canary": "2222222"}
 INPUT_TOKENS = 12
@@ -231,6 +238,87 @@ def test_a_host_nobody_answers_on_is_a_load_test_error(tmp_path: Path) -> None:
 
         with pytest.raises(LoadTestError, match=r"exited with status 1(.|\n)*got an HTTP answer"):
             run_load(host, PROFILE, tmp_path / "run", duration_s=2)
+
+
+class Owner:
+    """What a release's record hears of its load generators."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def add_load(self, pid: int) -> None:
+        self.events.append(("add", pid))
+
+    def drop_load(self, pid: int) -> None:
+        self.events.append(("drop", pid))
+
+
+def test_a_watch_that_names_a_reason_stops_the_load_early(
+    service: tuple[FakeService, str], tmp_path: Path
+) -> None:
+    """The rollout's outage watch: a reason stops Locust and becomes LoadStopped."""
+    _, host = service
+    long_run = LoadProfile.model_validate(
+        {"name": "long", "stages": [{"duration_s": 120, "users": 2, "spawn_rate": 2}]}
+    )
+    asked = itertools.count(1)
+    owner = Owner()
+
+    def watch() -> str | None:
+        return "the router went away" if next(asked) >= 4 else None
+
+    with pytest.raises(LoadStopped, match="the router went away"):
+        run_load(host, long_run, tmp_path / "run", env=LOAD_ENV, watch=watch, owner=owner)
+
+    assert [e for e, _ in owner.events] == ["add", "drop"]
+    pid = owner.events[0][1]
+    assert owner.events[1] == ("drop", pid) and process_start(pid) is None
+
+
+_ORPHAN = """
+import sys
+from pathlib import Path
+from inferops.loadtest import LoadProfile, run_load
+
+class Owner:
+    def add_load(self, pid):
+        Path(sys.argv[3]).write_text(str(pid))
+    def drop_load(self, pid):
+        pass
+
+profile = LoadProfile.model_validate(
+    {"name": "long", "stages": [{"duration_s": 120, "users": 2, "spawn_rate": 2}]}
+)
+run_load(sys.argv[1], profile, Path(sys.argv[2]), owner=Owner())
+"""
+
+
+def test_the_load_stops_when_the_process_that_started_it_is_killed(
+    service: tuple[FakeService, str], tmp_path: Path
+) -> None:
+    """kill -9 of a release leaves no load behind: Locust sees its parent gone and quits."""
+    _, host = service
+    pid_file = tmp_path / "locust.pid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN, host, str(tmp_path / "run"), str(pid_file)]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.is_file() or not (tmp_path / "run" / "locust.log").stat().st_size:
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        locust = int(pid_file.read_text())
+        started = process_start(locust)
+        assert started is not None
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 30  # a hang guard, not a timing threshold
+        while process_start(locust) == started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process_start(locust) != started, "the load outlived the process that started it"
+        assert "is gone; stopping" in (tmp_path / "run" / "locust.log").read_text()
+    finally:
+        parent.kill()
 
 
 @pytest.mark.parametrize(

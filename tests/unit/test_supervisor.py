@@ -2,6 +2,7 @@
 
 import json
 import signal
+import time
 from pathlib import Path
 
 from inferops.platforms.supervisor import (
@@ -68,3 +69,34 @@ def test_kill_recorded_leaves_nothing_running(tmp_path: Path) -> None:
     for child in children:
         assert child.proc.wait(5) is not None  # type: ignore[union-attr]
     assert read_records(tmp_path / "run") == {}
+
+
+def test_a_killed_childs_helpers_go_with_it(tmp_path: Path) -> None:
+    """nginx's workers outlive a master killed with -9 and keep its port; the supervisor
+    stops what is left of a dead child's process group before it starts it again."""
+    helper_file = tmp_path / "helper.pid"
+    sup = Supervisor()
+    child = sup.add(
+        Child(
+            "master",
+            ["sh", "-c", f"sleep 60 & echo $! > {helper_file}; wait"],
+            tmp_path / "master.log",
+            run_dir=tmp_path / "run",
+        )
+    )
+    deadline = time.monotonic() + 10
+    while not (helper_file.exists() and helper_file.read_text().strip()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    helper = int(helper_file.read_text())
+    started = process_start(helper)
+    assert started is not None
+    child.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+    child.proc.wait()  # type: ignore[union-attr]
+    assert process_start(helper) == started  # the helper outlived its parent
+    sup.poll()  # notices the child is gone
+    deadline = time.monotonic() + 10
+    while process_start(helper) == started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process_start(helper) != started
+    sup.stop_all()
