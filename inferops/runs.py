@@ -258,6 +258,7 @@ def leave_when_settled(api_answers: Callable[[], bool], grace_s: float = 2.0) ->
     """Run a release; once it ``settle``s and ``api_answers`` says the Prefect API is gone,
     give it ``grace_s`` to end by itself, then print its line and exit 1 at once."""
     done = threading.Event()
+    _settled.clear()
 
     def watch() -> None:
         while not _settled.wait(0.2):
