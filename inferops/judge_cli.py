@@ -30,8 +30,6 @@ import typer
 import yaml
 
 from inferops.analysis.evidence import combine_intervals
-from inferops.analysis.judge import judge
-from inferops.analysis.sample_judge import judge_samples
 from inferops.analysis.samples import SampleError, SampleSet
 from inferops.analysis.spec import AnalysisSpec, SpecError, parse_spec
 from inferops.analysis.verdict import Decision, Verdict
@@ -117,12 +115,16 @@ def judge_files(baseline: Path, canary: Path, checks: Path, final: bool = True) 
             base_window = combine_intervals(base_rows, "stable") if base_rows else None
         except ValueError as exc:
             raise JudgeInputError(f"{canary} or {baseline}: {exc}") from None
+        from inferops.analysis.judge import judge  # scipy: imported when a file is judged
+
         return judge(canary_window, base_window, spec, final)
     try:
         canary_set = SampleSet.from_records(canary_rows, "canary")
         base_set = SampleSet.from_records(base_rows, "stable")
     except SampleError as exc:
         raise JudgeInputError(str(exc)) from None
+    from inferops.analysis.sample_judge import judge_samples
+
     return judge_samples(canary_set, base_set, spec, final=final)
 
 
