@@ -410,6 +410,58 @@ def rollout(
     _exit_for(verdict_of(state), as_json)
 
 
+@app.command()
+def loadtest(
+    env: EnvOpt = "local",
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="A profile of loadtests/profiles (smoke, step, ramp, soak) or a .yaml file."
+        ),
+    ] = "smoke",
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the load goes: the environment's router (default), one pod of a "
+            "track (stable or canary: what one replica carries), or an http(s) URL."
+        ),
+    ] = None,
+    slo: Annotated[
+        Path | None,
+        typer.Option(help="SLO file to judge the run by (default: the environment's)."),
+    ] = None,
+    config: ConfigOpt = Path("inferops.yaml"),
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Load-test ENV with a profile and judge the run against the SLO file.
+
+    Every SLO with an absolute limit (max, or min) is read off the run's requests: the
+    p95 TTFT, the share of failed requests, the cost per 1M output tokens. Exit 0 when
+    every one held, 2 when one was breached (named, with by how much), 1 on an error.
+    Samples and summary.json land in .inferops/ENV/loadtests/.
+    """
+    from inferops.loadtest_plan import plan_loadtest
+
+    cfg = _config(config)
+    plan_loadtest(cfg, env, profile, target, slo)  # refused in one line before any load
+    _prepare(cfg, env, verbose)
+    from flows.loadtest import headline, summary_of
+    from flows.loadtest import loadtest as loadtest_flow
+
+    state = loadtest_flow(
+        env,
+        profile,
+        target,
+        None if slo is None else str(slo.resolve()),
+        str(config),
+        return_state=True,
+    )
+    summary = summary_of(state)
+    _print(summary, as_json, headline(summary))
+    raise typer.Exit(0 if summary["held"] else 2)
+
+
 def _live_summary(env: str, state: LiveState) -> list[str]:
     """The first lines of a status: which commit is live, and the traffic split."""
     return [
@@ -586,6 +638,8 @@ def main() -> None:
     from inferops.gitops.render import RenderError
     from inferops.gitops.repo import GitOpsError
     from inferops.gitops.validate import ValidatorError
+    from inferops.loadtest import LoadTestError
+    from inferops.loadtest_plan import LoadTestRefused
     from inferops.lock import EnvironmentBusy
     from inferops.platforms.base import PlatformError
     from inferops.provisioning import Drifted, ProvisionRefused
@@ -602,6 +656,8 @@ def main() -> None:
         RenderError,
         ValidatorError,
         EnvironmentBusy,
+        LoadTestRefused,
+        LoadTestError,
         PlatformError,
         TerraformError,
         CredentialsError,

@@ -271,6 +271,7 @@ def run_load(
         "INFEROPS_SAMPLES_FILE": str(samples_path.resolve()),
         "INFEROPS_LOAD_STAGES": json.dumps(stages),
         "INFEROPS_LOAD_PARENT_PID": str(os.getpid()),
+        "INFEROPS_PROGRESS_FILE": str((out_dir / "progress.json").resolve()),
         "PYTHONUNBUFFERED": "1",
     }
     command = [
@@ -301,7 +302,15 @@ def run_load(
         owner.add_load(process.pid)
     try:
         returncode, stopped = _wait(
-            process, started, budget_s, progress_every_s, profile, report, watch, watch_every_s
+            process,
+            started,
+            budget_s,
+            progress_every_s,
+            profile,
+            report,
+            watch,
+            watch_every_s,
+            out_dir / "progress.json",
         )
     finally:
         _stop(process)
@@ -345,6 +354,7 @@ def _wait(
     report: Callable[[str], None],
     watch: Callable[[], str | None] | None,
     watch_every_s: float,
+    progress: Path,
 ) -> tuple[int | None, str | None]:
     """Wait for locust, reporting progress: its exit code (None when it overran
     ``budget_s``), and the reason ``watch`` gave to stop it early (else None)."""
@@ -364,7 +374,22 @@ def _wait(
         now = time.monotonic()
         if now >= next_report:
             next_report = now + progress_every_s
-            report(f"load: {min(now - started, profile.duration_s):.0f}/{profile.duration_s:.0f} s")
+            report(_progress_line(min(now - started, profile.duration_s), profile, progress))
+
+
+def _progress_line(elapsed_s: float, profile: LoadProfile, path: Path) -> str:
+    """One progress line: the time, and what the load generator last reported."""
+    line = f"load: {elapsed_s:.0f}/{profile.duration_s:.0f} s"
+    try:
+        now = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return line
+    ttft = now.get("ttft_p95_s")
+    return (
+        f"{line}: {now.get('users', 0)} users, {now.get('rps', 0):.1f} req/s, "
+        f"p95 TTFT {'-' if ttft is None else f'{ttft * 1000:.0f} ms'}, "
+        f"{now.get('failures', 0)} of {now.get('requests', 0)} requests failed"
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

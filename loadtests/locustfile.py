@@ -41,6 +41,9 @@ Configuration (environment variables):
   with any of ``usd_per_1m_input_tokens``, ``usd_per_1m_output_tokens`` and
   ``usd_per_request`` (non-negative numbers, missing ones 0), e.g.
   ``{"usd_per_1m_input_tokens": 0.5, "usd_per_1m_output_tokens": 1.5}``.
+- ``INFEROPS_PROGRESS_FILE``: where to write, every ``PROGRESS_EVERY_S``, one JSON
+  object on how the run goes: ``elapsed_s``, ``users``, ``requests``, ``failures``,
+  ``rps`` and ``ttft_p95_s`` over the last interval (null without streams).
 - ``INFEROPS_LOAD_PARENT_PID``: the process that owns this load (``run_load``
   sets it). Once that process is gone (killed, say), the load stops within a
   second, its samples written: no load outlives the release that started it.
@@ -68,6 +71,7 @@ from locust import FastHttpUser, LoadTestShape, between, events, task
 from locust.env import Environment
 
 ROUTE = "/v1/chat/completions"
+PROGRESS_EVERY_S = 2.0
 FLUSH_EVERY = 20_000
 """Samples held in memory before a batch is appended to the samples file."""
 
@@ -133,6 +137,7 @@ class Config:
     stages: tuple[Stage, ...]
     prices: Prices | None
     parent_pid: int | None
+    progress_file: Path | None
 
 
 def _number(name: str, default: float, low: float, high: float = float("inf")) -> float:
@@ -204,6 +209,9 @@ def load_config() -> Config:
         stages=_stages(os.environ.get("INFEROPS_LOAD_STAGES")),
         prices=_prices(os.environ.get("INFEROPS_LOAD_PRICES")),
         parent_pid=int(_number("INFEROPS_LOAD_PARENT_PID", 0, 1)) or None,
+        progress_file=Path(progress)
+        if (progress := os.environ.get("INFEROPS_PROGRESS_FILE"))
+        else None,
     )
 
 
@@ -218,6 +226,9 @@ class SampleRecorder:
         self.buffer: list[dict[str, Any]] = []
         self.recorded = 0
         self.answered = 0
+        self.failed = 0
+        self.recent_ttfts: list[float] = []
+        """TTFTs since the last progress report."""
         self._started_file = False
 
     def add(self, sample: dict[str, Any]) -> None:
@@ -226,6 +237,10 @@ class SampleRecorder:
         self.recorded += 1
         if sample["status"]:
             self.answered += 1
+        if not sample["ok"]:
+            self.failed += 1
+        if sample.get("ttft_s") is not None:
+            self.recent_ttfts.append(sample["ttft_s"])
         if len(self.buffer) >= FLUSH_EVERY:
             self.flush()
 
@@ -430,10 +445,35 @@ def _stop_when_orphaned(environment: Environment, parent_pid: int) -> None:
         environment.runner.quit()
 
 
+def _report_progress(environment: Environment, path: Path) -> None:
+    """Write how the run goes to ``path`` every ``PROGRESS_EVERY_S`` (replaced whole)."""
+    started = last = time.monotonic()
+    counted = 0
+    while True:
+        gevent.sleep(PROGRESS_EVERY_S)
+        now = time.monotonic()
+        ttfts = sorted(RECORDER.recent_ttfts)
+        RECORDER.recent_ttfts = []
+        report = {
+            "elapsed_s": round(now - started, 1),
+            "users": environment.runner.user_count if environment.runner else 0,
+            "requests": RECORDER.recorded,
+            "failures": RECORDER.failed,
+            "rps": round((RECORDER.recorded - counted) / (now - last), 2),
+            "ttft_p95_s": ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))] if ttfts else None,
+        }
+        counted, last = RECORDER.recorded, now
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(report), encoding="utf-8")
+        partial.replace(path)
+
+
 @events.init.add_listener  # type: ignore[untyped-decorator]
 def _on_init(environment: Environment, **_kwargs: Any) -> None:
     if CONFIG.parent_pid is not None:
         gevent.spawn(_stop_when_orphaned, environment, CONFIG.parent_pid)
+    if CONFIG.progress_file is not None:
+        gevent.spawn(_report_progress, environment, CONFIG.progress_file)
 
 
 def _generator_failure(environment: Environment) -> str | None:

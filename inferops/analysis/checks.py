@@ -675,7 +675,7 @@ def _absolute_parts(check: Check, canary: SampleSet, limits: Limits) -> list[_Pa
 # --- one check ----------------------------------------------------------------------------
 
 
-def _figure(check: Check, s: SampleSet | None, cost: CostModel | None) -> float | None:
+def figure(check: Check, s: SampleSet | None, cost: CostModel | None) -> float | None:
     """The track's point figure for the check's metric (what a dashboard shows)."""
     if s is None or not len(s):
         return None
@@ -718,7 +718,7 @@ def evaluate(
         combined = combine(strata)
         if combined is not None:
             parts.append(_relative_part(check, combined, canary, baseline, limits))
-    mine, theirs = _figure(check, canary, limits.cost), _figure(check, baseline, limits.cost)
+    mine, theirs = figure(check, canary, limits.cost), figure(check, baseline, limits.cost)
     limit = check.absolute
     if limit is None:
         limit = check.allowed_ratio if check.allowed_ratio is not None else check.allowed_points

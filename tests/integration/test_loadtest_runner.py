@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support import free_base_port, run_cli, write_config
 
 from inferops.loadtest import (
     DEFAULT_LOCUSTFILE,
@@ -488,3 +489,38 @@ def test_samples_carry_the_real_services_usage_price_and_injected_failures(
     assert len(failed) / len(samples) == pytest.approx(ERROR_RATE, abs=0.1)
     counted = real_service.counter("inferops_requests", route=CHAT_ROUTE, status="500")
     assert len(failed) <= counted - failed_before <= len(failed) + 2
+
+
+def test_a_load_test_that_breaches_an_slo_exits_2_naming_it(
+    real_service: RealService, tmp_path: Path
+) -> None:
+    """`inferops loadtest` against the real service failing 15% of its requests."""
+    write_config(tmp_path, free_base_port())
+    profile = tmp_path / "short.yaml"
+    profile.write_text("name: short\nstages:\n  - {duration_s: 4, users: 2, spawn_rate: 2}\n")
+    slo = tmp_path / "slo.yaml"
+    slo.write_text(
+        "cost: {usd_per_1m_output_tokens: 1.5}\n"
+        "checks:\n"
+        "  - {metric: error_rate, max: 0.05}\n"
+        "  - {metric: ttft_p95_s, max: 5}\n"
+        "  - {metric: cost_per_1m_output_tokens_usd, max: 1000}\n"
+    )
+    args = ["loadtest", "--env", "local", "--profile", str(profile), "--slo", str(slo)]
+
+    refused = run_cli(tmp_path, *args[:-4], "--profile", "nope", "--target", real_service.url)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "no load profile 'nope'" in refused.stderr and "smoke" in refused.stderr
+
+    result = run_cli(tmp_path, *args, "--target", real_service.url, "--json")
+    assert result.returncode == 2, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["breached"] == ["error_rate"] and summary["held"] is False
+    error_rate = next(c for c in summary["checks"] if c["name"] == "error_rate")
+    assert 0.05 < error_rate["figure"] < 0.35  # the service fails 15% of requests
+    assert "past the SLO" in error_rate["detail"]
+    assert [c["held"] for c in summary["checks"]][1:] == [True, True]
+    assert summary["requests"] > 20
+    kept = json.loads((Path(summary["samples"]).parent / "summary.json").read_text())
+    assert kept["breached"] == ["error_rate"]
+    assert "load: done" in result.stderr and "Traceback" not in result.stderr

@@ -58,16 +58,20 @@ def deployments() -> dict[str, dict[str, Any]]:
 
 
 def test_the_worker_deploys_prefect_yaml(env_dir: Path) -> None:
-    found = wait_for("the five deployments", lambda: len(deployments()) >= 5 and deployments(), 120)
+    found = wait_for("the six deployments", lambda: len(deployments()) >= 6 and deployments(), 120)
     assert set(found) == {
         "release-local",
         "rollout-local",
         "build-local",
         "provision-local",
         "drift-local",
+        "loadtest-local",
     }
     crons = [s["schedule"]["cron"] for s in found["drift-local"]["schedules"]]
     assert crons == ["0 * * * *"]
+    nightly = found["loadtest-local"]
+    assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["0 2 * * *"]
+    assert nightly["parameters"]["profile"] == "soak"
     config = str((env_dir / "inferops.yaml").resolve())
     assert found["provision-local"]["parameters"] == {
         "env": "local",
