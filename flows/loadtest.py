@@ -19,6 +19,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
+from inferops.analysis.capacity import cost_at, knee, request_limits, stage_figures
 from inferops.analysis.samples import SampleSet
 from inferops.analysis.slo_report import breached, judge_run
 from inferops.config import load_config
@@ -47,9 +48,12 @@ def run_plan(plan: LoadTestPlan) -> dict[str, Any]:
         on_progress=log.info,
         progress_every_s=5.0,
     )
-    samples = SampleSet.from_records(result.samples(), "run")
-    results = judge_run(plan.spec, samples)
+    rows = result.samples()
+    capacity = _capacity(plan, rows) if plan.profile.open_loop else None
+    judged, scope = _judged_rows(plan, rows, capacity)
+    results = judge_run(plan.spec, SampleSet.from_records(judged, "run"))
     broken = breached(results)
+    log.info("the SLOs, judged on %s:", scope)
     for r in results:
         log.info("%s %s", {True: "held  ", False: "BREACH", None: "-     "}[r.held], r.detail)
     summary = {
@@ -62,11 +66,14 @@ def run_plan(plan: LoadTestPlan) -> dict[str, Any]:
         "failures": result.failures,
         "rps": round(result.rps, 2),
         "duration_s": round(result.duration_s, 1),
+        "judged_on": scope,
         "held": not broken,
         "breached": [r.name for r in broken],
         "checks": [r.to_dict() for r in results],
         "samples": str(result.samples_path),
     }
+    if capacity is not None:
+        summary["capacity"] = capacity
     (plan.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     create_table_artifact(
         key=f"loadtest-{plan.env}-{plan.profile.name}".lower().replace("_", "-"),
@@ -88,12 +95,85 @@ def run_plan(plan: LoadTestPlan) -> dict[str, Any]:
     return summary
 
 
+def _judged_rows(
+    plan: LoadTestPlan, rows: list[dict[str, Any]], capacity: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], str]:
+    """The requests the SLOs are judged on, and which they are in words: every request of
+    the run, or in a capacity run (rising offered rates) those up to the knee, the load
+    the SLOs are meant to hold at; without a knee, the first rate's."""
+    stages = plan.profile.stages
+    if capacity is None or len(stages) < 2 or not rows:
+        return rows, f"all {len(rows)} requests"
+    rates = [s.rate_rps for s in stages]
+    last = rates.index(capacity["knee_rps"]) if capacity["knee_rps"] in rates else 0
+    end = sum(s.duration_s for s in stages[: last + 1])
+    start = min(float(r["ts"]) for r in rows)
+    mine = [r for r in rows if float(r["ts"]) - start < end]
+    where = "the knee" if capacity["knee_rps"] is not None else "the lowest rate (no knee)"
+    return mine, f"the {len(mine)} requests up to {where}, {rates[last]:g} req/s offered"
+
+
+def _capacity(plan: LoadTestPlan, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Goodput at each offered rate of an open-loop run, and the knee; each stage logged."""
+    log = get_run_logger()
+    limits = request_limits(plan.spec)
+    stages = [(float(s.rate_rps or 0.0), s.duration_s) for s in plan.profile.stages]
+    figures = stage_figures(rows, stages, limits)
+    for f in figures:
+        ttft = "-" if f.ttft_p95_s is None else f"{f.ttft_p95_s * 1000:.0f} ms"
+        log.info(
+            "offered %g req/s: sent %.1f, goodput %.1f req/s (%.0f%% good), p95 TTFT %s, %d failed",
+            f.offered_rps,
+            f.sent_rps,
+            f.goodput_rps,
+            100 * f.good_share,
+            ttft,
+            f.failed,
+        )
+    found = knee(figures)
+    ok = [r for r in rows if r.get("ok")]
+    per_request = sum(int(r.get("output_tokens") or 0) for r in ok) / max(1, len(ok))
+    cost = None
+    if found is not None and plan.price is not None:
+        cost = cost_at(found, per_request, *plan.price).to_dict()
+        log.info(
+            "at the knee, priced as %s ($%.4g/h): $%.4g per 1M output tokens, $%.4g per 1K "
+            "requests",
+            plan.price[1],
+            plan.price[0],
+            cost["per_1m_output_tokens_usd"],
+            cost["per_1k_requests_usd"],
+        )
+    return {
+        "limits": limits,
+        "stages": [f.to_dict() for f in figures],
+        "knee_rps": None if found is None else found.offered_rps,
+        "goodput_at_knee_rps": None if found is None else round(found.goodput_rps, 2),
+        "output_tokens_per_request": round(per_request, 1),
+        "cost_at_knee": cost,
+    }
+
+
 def headline(summary: dict[str, Any]) -> str:
     """The run's result in one line."""
     start = (
         f"{summary['profile']} on {summary['env']}: {summary['requests']} requests at "
         f"{summary['rps']:.1f} req/s"
     )
+    capacity = summary.get("capacity")
+    if capacity is not None:
+        start += (
+            f"; knee at {capacity['knee_rps']:g} req/s offered "
+            f"(goodput {capacity['goodput_at_knee_rps']:g} req/s)"
+            if capacity["knee_rps"] is not None
+            else "; no knee: even the lowest rate was not carried within the limits"
+        )
+        if capacity.get("cost_at_knee"):
+            cost = capacity["cost_at_knee"]
+            start += (
+                f", ${cost['per_1m_output_tokens_usd']:.4g} per 1M output tokens on "
+                f"{cost['priced_as']} (${cost['hourly_usd']:.4g}/h)"
+            )
     broken = [c for c in summary["checks"] if c["held"] is False]
     if not broken:
         judged = sum(1 for c in summary["checks"] if c["held"] is not None)
@@ -118,15 +198,15 @@ def loadtest(
     target: str | None = None,
     slo_path: str | None = None,
     config_path: str = "inferops.yaml",
+    priced_as: str | None = None,
 ) -> State:
     """Run ``profile`` against ``env`` (or ``target``) and judge it against its SLOs.
 
     Ends ``Completed`` when every SLO held, else ``Failed`` named ``Breached``; the summary
     is the result either way (read it with ``state.result(raise_on_failure=False)``).
     """
-    plan = plan_loadtest(
-        load_config(config_path), env, profile, target, None if slo_path is None else Path(slo_path)
-    )
+    slo = None if slo_path is None else Path(slo_path)
+    plan = plan_loadtest(load_config(config_path), env, profile, target, slo, priced_as)
     summary = run_plan(plan)
     if summary["held"]:
         return Completed(data=summary, message=headline(summary))

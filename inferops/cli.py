@@ -430,6 +430,15 @@ def loadtest(
         Path | None,
         typer.Option(help="SLO file to judge the run by (default: the environment's)."),
     ] = None,
+    priced_as: Annotated[
+        str | None,
+        typer.Option(
+            "--priced-as",
+            help="Price the run as this machine, CLOUD:INSTANCE[:spot] from the price table "
+            "(e.g. aws:g5.xlarge): a capacity run reports the cost per 1M output tokens "
+            "and per 1K requests at its knee.",
+        ),
+    ] = None,
     config: ConfigOpt = Path("inferops.yaml"),
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -440,11 +449,15 @@ def loadtest(
     p95 TTFT, the share of failed requests, the cost per 1M output tokens. Exit 0 when
     every one held, 2 when one was breached (named, with by how much), 1 on an error.
     Samples and summary.json land in .inferops/ENV/loadtests/.
+
+    The capacity profile offers Poisson arrivals at rising rates and reports the knee:
+    the highest rate carried within the SLOs' per-request limits, e.g.
+    `inferops loadtest --profile capacity --target stable --priced-as aws:g5.xlarge`.
     """
     from inferops.loadtest_plan import plan_loadtest
 
     cfg = _config(config)
-    plan_loadtest(cfg, env, profile, target, slo)  # refused in one line before any load
+    plan_loadtest(cfg, env, profile, target, slo, priced_as)  # refused before any load
     _prepare(cfg, env, verbose)
     from flows.loadtest import headline, summary_of
     from flows.loadtest import loadtest as loadtest_flow
@@ -455,6 +468,7 @@ def loadtest(
         target,
         None if slo is None else str(slo.resolve()),
         str(config),
+        priced_as,
         return_state=True,
     )
     summary = summary_of(state)

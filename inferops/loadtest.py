@@ -76,13 +76,18 @@ class LoadOwner(Protocol):
 
 
 class LoadStage(BaseModel):
-    """Hold ``users`` simulated users for ``duration_s``, changing by ``spawn_rate`` per second."""
+    """Hold ``users`` simulated users for ``duration_s``, changing by ``spawn_rate`` per second.
+
+    With ``rate_rps`` the stage is open-loop: requests arrive as a Poisson process at that
+    rate whatever the service answers, and ``users`` is how many may be in flight.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     duration_s: float = Field(gt=0, allow_inf_nan=False)
     users: int = Field(ge=0)
     spawn_rate: float = Field(gt=0, allow_inf_nan=False)
+    rate_rps: float | None = Field(default=None, gt=0, le=100_000, allow_inf_nan=False)
 
 
 class LoadProfile(BaseModel):
@@ -98,7 +103,16 @@ class LoadProfile(BaseModel):
     def _puts_load_on_the_service(self) -> LoadProfile:
         if not any(stage.users > 0 for stage in self.stages):
             raise ValueError("at least one stage must have users > 0")
+        if len({stage.rate_rps is None for stage in self.stages}) > 1:
+            raise ValueError(
+                "give rate_rps on every stage (open-loop arrivals) or on none (closed-loop users)"
+            )
         return self
+
+    @property
+    def open_loop(self) -> bool:
+        """True when requests arrive at a rate (``rate_rps``) rather than from waiting users."""
+        return self.stages[0].rate_rps is not None
 
     @property
     def duration_s(self) -> float:

@@ -5,7 +5,10 @@
 environment's), and where the load goes: the environment's own router by default, one
 pod of a track (``stable`` or ``canary``: what a single replica carries), or an explicit
 ``http(s)`` URL. Each problem is a ``LoadTestRefused`` whose message says what to do:
-an unknown profile lists the known ones, a target that refuses connections is named.
+an unknown profile lists the known ones, a target that refuses connections is named,
+an instance type missing from the price table lists those it has. ``--priced-as
+aws:g5.xlarge`` (``:spot`` for spot capacity) prices the run as if the target were
+that machine: a capacity run then reports the cost per 1M output tokens at its knee.
 Nothing here sends load or imports Prefect.
 """
 
@@ -19,6 +22,7 @@ from urllib.parse import urlsplit
 
 from inferops.analysis.spec import AnalysisSpec
 from inferops.config import Config
+from inferops.cost import load_prices
 from inferops.environments import load_slos, open_target
 from inferops.loadtest import LoadProfile, LoadProfileError, load_profile
 from inferops.platforms.local import LocalPlatform
@@ -44,6 +48,8 @@ class LoadTestPlan:
     slo_path: Path
     out_dir: Path
     max_tokens: int
+    price: tuple[float, str] | None = None
+    """The hourly price the run is priced at, and what it is (``aws g5.xlarge on-demand``)."""
 
 
 def _profile(config: Config, env: str, name: str) -> tuple[LoadProfile, Path]:
@@ -96,15 +102,38 @@ def _target(config: Config, env: str, target: str | None) -> tuple[str, str]:
     return f"http://127.0.0.1:{pods[0]['port']}", f"{target} pod {pods[0]['name']}"
 
 
+def price_of(priced_as: str) -> tuple[float, str]:
+    """``CLOUD:INSTANCE[:spot]`` at the price table's list price per hour, and its name."""
+    cloud, _, rest = priced_as.partition(":")
+    machine, _, market = rest.partition(":")
+    if cloud not in ("aws", "gcp") or not machine or market not in ("", "spot", "on-demand"):
+        raise LoadTestRefused(
+            f"--priced-as {priced_as!r}: give CLOUD:INSTANCE[:spot], e.g. aws:g5.xlarge "
+            "or gcp:g2-standard-8:spot"
+        )
+    table = load_prices()
+    prices = table.aws if cloud == "aws" else table.gcp
+    compute = prices.machines.get(machine)
+    if compute is None:
+        raise LoadTestRefused(
+            f"--priced-as {priced_as!r}: the price table ({table.source}) has no {cloud} "
+            f"instance {machine!r}; it has {', '.join(sorted(prices.machines))}"
+        )
+    spot = market == "spot"
+    return prices.hourly(compute, spot), f"{cloud} {machine} {'spot' if spot else 'on-demand'}"
+
+
 def plan_loadtest(
     config: Config,
     env: str,
     profile: str,
     target: str | None = None,
     slo: Path | None = None,
+    priced_as: str | None = None,
 ) -> LoadTestPlan:
     """Check everything a load test needs; a ``LoadTestRefused`` names the first problem."""
     settings = config.environment(env)
+    price = None if priced_as is None else price_of(priced_as)
     loaded, profile_path = _profile(config, env, profile)
     slo_path = slo.resolve() if slo is not None else config.path(settings.slo_file)
     spec = load_slos(slo_path)
@@ -127,4 +156,5 @@ def plan_loadtest(
         slo_path=slo_path,
         out_dir=config.env_state_dir(env) / "loadtests" / f"loadtest-{loaded.name}-{stamp}",
         max_tokens=settings.canary.max_tokens,
+        price=price,
     )

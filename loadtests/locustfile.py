@@ -29,8 +29,14 @@ Contract (``inferops.loadtest.run_load`` relies on it):
 Configuration (environment variables):
 
 - ``INFEROPS_LOAD_STAGES``: JSON list of ``{"duration_s", "users",
-  "spawn_rate"}``; when set, a load shape runs the stages in order and stops
-  after the last. Without it, ``-u``/``-r``/``-t`` drive the run as usual.
+  "spawn_rate"}`` (and ``rate_rps``); when set, a load shape runs the stages in
+  order and stops after the last. Without it, ``-u``/``-r``/``-t`` drive the
+  run as usual. Stages with ``rate_rps`` are open-loop: requests arrive as a
+  Poisson process at that rate whatever the service answers (a closed loop of
+  users waits for each answer, which hides queueing), ``users`` of them at most
+  in flight. An arrival that finds every user busy waits for one (its wait is
+  the sample's ``queued_s``); more than ``MAX_BACKLOG`` waiting are dropped and
+  counted, so a generator that cannot keep up says so.
 - ``INFEROPS_SAMPLES_FILE``: where the samples go (none are written if unset).
 - ``INFEROPS_LOAD_MODEL`` (default ``sim-llama-3-8b``),
   ``INFEROPS_LOAD_MAX_TOKENS`` (default 128), ``INFEROPS_LOAD_STREAM_SHARE``
@@ -66,12 +72,15 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.queue
 from geventhttpclient.useragent import ConnectionError as ClientConnectionError
-from locust import FastHttpUser, LoadTestShape, between, events, task
+from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
 
 ROUTE = "/v1/chat/completions"
 PROGRESS_EVERY_S = 2.0
+MAX_BACKLOG = 10_000
+"""Open-loop arrivals waiting for a free user before new ones are dropped (and counted)."""
 FLUSH_EVERY = 20_000
 """Samples held in memory before a batch is appended to the samples file."""
 
@@ -104,6 +113,7 @@ class Stage:
     duration_s: float
     users: int
     spawn_rate: float
+    rate_rps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -157,8 +167,13 @@ def _stages(raw: str | None) -> tuple[Stage, ...]:
     if not raw:
         return ()
     try:
-        return tuple(
-            Stage(float(s["duration_s"]), int(s["users"]), float(s["spawn_rate"]))
+        stages = tuple(
+            Stage(
+                float(s["duration_s"]),
+                int(s["users"]),
+                float(s["spawn_rate"]),
+                None if s.get("rate_rps") is None else float(s["rate_rps"]),
+            )
             for s in json.loads(raw)
         )
     except (ValueError, TypeError, KeyError) as exc:
@@ -166,6 +181,11 @@ def _stages(raw: str | None) -> tuple[Stage, ...]:
             f"INFEROPS_LOAD_STAGES must be a JSON list of "
             f'{{"duration_s", "users", "spawn_rate"}} objects: {exc}'
         ) from None
+    if len({s.rate_rps is None for s in stages}) > 1:
+        raise ConfigError("INFEROPS_LOAD_STAGES: give rate_rps on every stage or on none")
+    if any(s.rate_rps is not None and not s.rate_rps > 0 for s in stages):
+        raise ConfigError("INFEROPS_LOAD_STAGES: rate_rps must be above 0")
+    return stages
 
 
 _PRICE_FIELDS = ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens", "usd_per_request")
@@ -227,6 +247,8 @@ class SampleRecorder:
         self.recorded = 0
         self.answered = 0
         self.failed = 0
+        self.dropped = 0
+        """Open-loop arrivals dropped because too many waited for a free user."""
         self.recent_ttfts: list[float] = []
         """TTFTs since the last progress report."""
         self._started_file = False
@@ -259,6 +281,30 @@ class SampleRecorder:
 
 
 RECORDER = SampleRecorder(CONFIG.samples_file)
+OPEN_LOOP = any(stage.rate_rps is not None for stage in CONFIG.stages)
+ARRIVALS: gevent.queue.Queue[float] = gevent.queue.Queue()
+"""Open-loop arrival times (unix seconds) waiting for a user to send them."""
+
+
+def _stage_at(elapsed: float) -> Stage | None:
+    for stage in CONFIG.stages:
+        if elapsed < stage.duration_s:
+            return stage
+        elapsed -= stage.duration_s
+    return None
+
+
+def _arrive() -> None:
+    """Put Poisson arrivals at each stage's rate on ARRIVALS until the last stage ends."""
+    started = time.monotonic()
+    due = started
+    while (stage := _stage_at(due - started)) is not None and stage.rate_rps:
+        due += random.expovariate(stage.rate_rps)
+        gevent.sleep(max(0.0, due - time.monotonic()))
+        if ARRIVALS.qsize() >= MAX_BACKLOG:
+            RECORDER.dropped += 1
+        else:
+            ARRIVALS.put(time.time())
 
 
 def _header(response: Any, name: str) -> str | None:
@@ -286,7 +332,10 @@ def _http_problem(response: Any) -> str:
 class ChatUser(FastHttpUser):
     """A client of the chat completions API."""
 
-    wait_time = between(0.0, CONFIG.think_s)
+    def wait_time(self) -> float:
+        """A closed loop's think time; an open loop's users wait for arrivals instead."""
+        return 0.0 if OPEN_LOOP else random.uniform(0.0, CONFIG.think_s)
+
     network_timeout = CONFIG.timeout_s
     connection_timeout = min(CONFIG.timeout_s, 10.0)
     default_headers = {"Authorization": f"Bearer {CONFIG.api_key}"} if CONFIG.api_key else None
@@ -294,6 +343,10 @@ class ChatUser(FastHttpUser):
     @task
     def chat(self) -> None:
         """Send one chat completion, streaming or not, and record its sample."""
+        self.queued_s: float | None = None
+        if OPEN_LOOP:
+            arrived = ARRIVALS.get()
+            self.queued_s = max(0.0, time.time() - arrived)
         body: dict[str, Any] = {
             "model": CONFIG.model,
             "messages": [{"role": "user", "content": random.choice(PROMPTS)}],
@@ -415,6 +468,7 @@ class ChatUser(FastHttpUser):
                 "output_tokens": output_tokens,
                 "cost_usd": cost,
                 "prompt_chars": sum(len(m["content"]) for m in body["messages"]),
+                "queued_s": None if self.queued_s is None else round(self.queued_s, 6),
                 "ok": problem is None,
                 "stream": stream,
                 "error": problem,
@@ -461,6 +515,7 @@ def _report_progress(environment: Environment, path: Path) -> None:
             "failures": RECORDER.failed,
             "rps": round((RECORDER.recorded - counted) / (now - last), 2),
             "ttft_p95_s": ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))] if ttfts else None,
+            "dropped": RECORDER.dropped,
         }
         counted, last = RECORDER.recorded, now
         partial = path.with_suffix(".tmp")
@@ -474,6 +529,12 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
         gevent.spawn(_stop_when_orphaned, environment, CONFIG.parent_pid)
     if CONFIG.progress_file is not None:
         gevent.spawn(_report_progress, environment, CONFIG.progress_file)
+
+
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
+def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
+    if OPEN_LOOP:
+        gevent.spawn(_arrive)
 
 
 def _generator_failure(environment: Environment) -> str | None:
@@ -492,6 +553,13 @@ def _generator_failure(environment: Environment) -> str | None:
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
 def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
     RECORDER.flush()
+    if RECORDER.dropped:
+        log.warning(
+            "the load generator dropped %d arrivals: more than %d waited for a free user; "
+            "give the stages more users",
+            RECORDER.dropped,
+            MAX_BACKLOG,
+        )
     failure = _generator_failure(environment)
     if failure is not None:
         log.error("load generator failed: %s", failure)

@@ -161,11 +161,19 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that leaves mid-answer (a stopped load test) is no error of the fake's."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture
 def service() -> Iterator[tuple[FakeService, str]]:
     fake = FakeService()
     handler = type("Handler", (ChatHandler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -239,6 +247,26 @@ def test_a_host_nobody_answers_on_is_a_load_test_error(tmp_path: Path) -> None:
 
         with pytest.raises(LoadTestError, match=r"exited with status 1(.|\n)*got an HTTP answer"):
             run_load(host, PROFILE, tmp_path / "run", duration_s=2)
+
+
+def test_open_loop_stages_send_poisson_arrivals_at_their_rate(
+    service: tuple[FakeService, str], tmp_path: Path
+) -> None:
+    """rate_rps: requests arrive at a rate whatever the service answers; each sample says
+    how long its arrival waited for a free user."""
+    _, host = service
+    open_loop = LoadProfile.model_validate(
+        {
+            "name": "open",
+            "stages": [{"duration_s": 4, "users": 8, "spawn_rate": 8, "rate_rps": 25}],
+        }
+    )
+    result = run_load(host, open_loop, tmp_path / "run", env=LOAD_ENV)
+    samples = result.samples()
+    assert 40 <= len(samples) <= 160  # 100 expected; Poisson, and the users start first
+    assert all(s["queued_s"] is not None and s["queued_s"] >= 0 for s in samples)
+    closed = run_load(host, PROFILE, tmp_path / "closed", env=LOAD_ENV).samples()
+    assert {s["queued_s"] for s in closed} == {None}
 
 
 class Owner:

@@ -22,7 +22,7 @@ def profile(*stages: tuple[float, int, float], name: str = "p") -> LoadProfile:
     )
 
 
-@pytest.mark.parametrize("name", ["smoke", "step", "ramp", "soak"])
+@pytest.mark.parametrize("name", ["smoke", "step", "ramp", "soak", "capacity"])
 def test_shipped_profiles_load(name: str) -> None:
     loaded = load_profile(PROFILES / f"{name}.yaml")
 
@@ -94,3 +94,34 @@ def test_fitting_refuses_a_window_without_load() -> None:
         profile((10, 0, 1), (10, 5, 1)).fitted(5)
     with pytest.raises(ValueError, match="positive number of seconds"):
         profile((10, 5, 1)).fitted(0)
+
+
+def test_arrival_rates_are_given_on_every_stage_or_none() -> None:
+    open_loop = load_profile(PROFILES / "capacity.yaml")
+    assert open_loop.open_loop and [s.rate_rps for s in open_loop.stages][:3] == [5, 10, 20]
+    assert not load_profile(PROFILES / "step.yaml").open_loop
+    with pytest.raises(ValueError, match="rate_rps on every stage"):
+        LoadProfile.model_validate(
+            {
+                "name": "mixed",
+                "stages": [
+                    {"duration_s": 5, "users": 4, "spawn_rate": 4, "rate_rps": 10},
+                    {"duration_s": 5, "users": 4, "spawn_rate": 4},
+                ],
+            }
+        )
+    fitted = open_loop.fitted(25)
+    assert [s.rate_rps for s in fitted.stages] == [5, 10, 20]
+
+
+def test_a_machine_missing_from_the_price_table_is_refused_naming_those_it_has() -> None:
+    from inferops.loadtest_plan import LoadTestRefused, price_of
+
+    hourly, name = price_of("aws:g5.xlarge")
+    assert hourly > 0 and name == "aws g5.xlarge on-demand"
+    spot, _ = price_of("aws:g5.xlarge:spot")
+    assert 0 < spot < hourly
+    with pytest.raises(LoadTestRefused, match=r"no aws instance 'p9\.huge'; it has .*g5\.xlarge"):
+        price_of("aws:p9.huge")
+    with pytest.raises(LoadTestRefused, match="CLOUD:INSTANCE"):
+        price_of("g5.xlarge")
