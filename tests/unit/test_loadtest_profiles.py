@@ -22,7 +22,7 @@ def profile(*stages: tuple[float, int, float], name: str = "p") -> LoadProfile:
     )
 
 
-@pytest.mark.parametrize("name", ["smoke", "step", "ramp", "soak", "capacity"])
+@pytest.mark.parametrize("name", ["smoke", "step", "ramp", "soak", "capacity", "capacity-quick"])
 def test_shipped_profiles_load(name: str) -> None:
     loaded = load_profile(PROFILES / f"{name}.yaml")
 
