@@ -25,6 +25,7 @@ from inferops.analysis.slo_report import breached, judge_run
 from inferops.config import load_config
 from inferops.loadtest import run_load
 from inferops.loadtest_plan import LoadTestPlan, plan_loadtest
+from inferops.loadtest_report import render_html
 
 
 def run_plan(plan: LoadTestPlan) -> dict[str, Any]:
@@ -74,7 +75,16 @@ def run_plan(plan: LoadTestPlan) -> dict[str, Any]:
     }
     if capacity is not None:
         summary["capacity"] = capacity
+    report = plan.out_dir / "report.html"
+    summary["report"] = str(report)
     (plan.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    starts, at = [], 0.0
+    for stage in plan.profile.stages if len(plan.profile.stages) > 1 else ():
+        label = f"{stage.rate_rps:g}/s" if stage.rate_rps else f"{stage.users}u"
+        starts.append((at, label))
+        at += stage.duration_s
+    report.write_text(render_html(summary, rows, headline(summary), starts), encoding="utf-8")
+    log.info("report: %s", report)
     create_table_artifact(
         key=f"loadtest-{plan.env}-{plan.profile.name}".lower().replace("_", "-"),
         table=[

@@ -551,4 +551,6 @@ def test_a_load_test_that_breaches_an_slo_exits_2_naming_it(
     assert summary["requests"] > 20
     kept = json.loads((Path(summary["samples"]).parent / "summary.json").read_text())
     assert kept["breached"] == ["error_rate"]
+    page = Path(summary["report"]).read_text()
+    assert page.count("<svg") == 2 and "BREACHED" in page
     assert "load: done" in result.stderr and "Traceback" not in result.stderr
