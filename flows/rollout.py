@@ -21,7 +21,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
-from flows.runs import clean_orphans, recorded
+from flows.runs import clean_orphans, recorded, returned
 from inferops import rollout as steps
 from inferops import runs
 from inferops.analysis.machine import Action, Answer, RolloutMachine
@@ -309,12 +309,7 @@ def final_state(result: dict[str, Any]) -> State:
 
 def verdict_of(state: State) -> dict[str, Any]:
     """The verdict a rollout or release run returned; an error it ended with is raised."""
-    data = state.result(raise_on_failure=False)
-    if isinstance(data, BaseException):
-        raise data
-    if not isinstance(data, dict):
-        raise RuntimeError(f"the run ended {state.name} without a verdict: {state.message}")
-    return data
+    return returned(state, "verdict")
 
 
 @flow(name="rollout")

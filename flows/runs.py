@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -19,7 +20,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterState,
     TaskRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import State, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_API_URL
@@ -29,6 +30,17 @@ from inferops import runs
 from inferops.runs import Orphan, ReleaseRecord
 
 _UNFINISHED = [StateType.PENDING, StateType.RUNNING, StateType.SCHEDULED]
+
+
+def returned(state: State, what: str) -> dict[str, Any]:
+    """The dict a run returned (its verdict, its summary); an error it ended with is
+    raised, and a run that returned nothing else is a RuntimeError naming ``what``."""
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, BaseException):
+        raise data
+    if not isinstance(data, dict):
+        raise RuntimeError(f"the run ended {state.name} without a {what}: {state.message}")
+    return data
 
 
 @contextlib.contextmanager

@@ -47,7 +47,7 @@ class NotProvisioned(Exception):
     """The environment has no provisioned state yet."""
 
 
-def _accepts(url: str, timeout_s: float = 1.0) -> bool:
+def accepts(url: str, timeout_s: float = 1.0) -> bool:
     """Whether the host and port of ``url`` accept a TCP connection now."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -140,7 +140,7 @@ class Target:
         answers behind the router; the reason then names all that is gone, the Prefect
         server included.
         """
-        router = _accepts(self.router_url)
+        router = accepts(self.router_url)
         if self.on_cluster or self.layout is None:
             return None if router else f"the router at {self.router_url} refuses connections"
         platform = LocalPlatform(self.layout)
@@ -153,7 +153,7 @@ class Target:
             if router and any(p.get("answering") for p in pods):
                 return None  # it serves; a release finds the agent gone when it waits
             found += ["the local agent is not running", "no stable pod answers"]
-        if self.layout.prefect_enabled and not _accepts(self.layout.prefect_api_url):
+        if self.layout.prefect_enabled and not accepts(self.layout.prefect_api_url):
             found.append(f"its Prefect server at {self.layout.prefect_api_url} is gone")
         return ", ".join(found)
 

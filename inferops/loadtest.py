@@ -42,6 +42,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from inferops.analysis.evidence import WindowStats
+from inferops.platforms.supervisor import process_cpu_seconds
 
 DEFAULT_LOCUSTFILE = Path(__file__).parent.parent / "loadtests" / "locustfile.py"
 """The locustfile of a source checkout; pass ``locustfile=`` where the package is installed."""
@@ -50,6 +51,8 @@ UNKNOWN_TRACK = "unknown"
 """The track of requests that got no ``x-inferops-track`` header (e.g. no answer at all)."""
 
 _STOP_GRACE_S = 15.0
+GENERATOR_BOUND = 0.85
+"""Cores of CPU (of the one a Locust process can use) past which a run is generator-bound."""
 _LOG_TAIL_LINES = 30
 
 
@@ -174,6 +177,14 @@ class LoadResult:
     samples_path: Path
     duration_s: float = 0.0
     out_dir: Path | None = field(default=None, compare=False)
+    generator_cores: float | None = field(default=None, compare=False)
+    """The CPU the load generator used, in cores on average (one process: at most 1)."""
+
+    @property
+    def generator_bound(self) -> bool:
+        """Whether the generator ran out of CPU: then the rate it reached is its own
+        limit, not the service's."""
+        return self.generator_cores is not None and self.generator_cores >= GENERATOR_BOUND
 
     @property
     def failure_rate(self) -> float | None:
@@ -314,6 +325,7 @@ def run_load(
         )
     if owner is not None:
         owner.add_load(process.pid)
+    cpu = _CpuOf(process.pid)
     try:
         returncode, stopped = _wait(
             process,
@@ -325,6 +337,7 @@ def run_load(
             watch,
             watch_every_s,
             out_dir / "progress.json",
+            cpu,
         )
     finally:
         _stop(process)
@@ -350,12 +363,21 @@ def run_load(
             f"locust finished but wrote no samples to {samples_path}; "
             f"check that {locustfile} records them\n{_tail(log_path)}"
         )
-    result = replace(summarize(read_samples(samples_path), samples_path), out_dir=out_dir)
+    result = replace(
+        summarize(read_samples(samples_path), samples_path),
+        out_dir=out_dir,
+        generator_cores=cpu.cores(elapsed),
+    )
     tracks = " ".join(f"{track}={count}" for track, count in result.by_track.items())
     report(
         f"load: done in {elapsed:.1f} s: {result.requests} requests, {result.failures} failed, "
         f"{result.rps:.1f} req/s; by track: {tracks or 'none'}"
     )
+    if result.generator_bound:
+        report(
+            f"load: the generator used {result.generator_cores:.2f} of its one core: the rate "
+            "reached may be its limit, not the service's"
+        )
     return result
 
 
@@ -369,10 +391,12 @@ def _wait(
     watch: Callable[[], str | None] | None,
     watch_every_s: float,
     progress: Path,
+    cpu: _CpuOf,
 ) -> tuple[int | None, str | None]:
     """Wait for locust, reporting progress: its exit code (None when it overran
     ``budget_s``), and the reason ``watch`` gave to stop it early (else None)."""
-    poll_s = min(progress_every_s, watch_every_s) if watch is not None else progress_every_s
+    # At least every second: the generator's CPU is read while it runs.
+    poll_s = min(progress_every_s, watch_every_s if watch is not None else 1.0)
     next_report = started + progress_every_s
     while True:
         left = budget_s - (time.monotonic() - started)
@@ -382,6 +406,7 @@ def _wait(
             return process.wait(timeout=min(poll_s, left)), None
         except subprocess.TimeoutExpired:
             pass
+        cpu.sample()
         reason = watch() if watch is not None else None
         if reason is not None:
             return None, reason
@@ -389,6 +414,24 @@ def _wait(
         if now >= next_report:
             next_report = now + progress_every_s
             report(_progress_line(min(now - started, profile.duration_s), profile, progress))
+
+
+class _CpuOf:
+    """The load generator's CPU seconds, sampled while it runs (it is reaped at exit)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.seconds: float | None = None
+
+    def sample(self) -> None:
+        now = process_cpu_seconds(self.pid)
+        if now is not None:
+            self.seconds = now
+
+    def cores(self, elapsed_s: float) -> float | None:
+        if self.seconds is None or elapsed_s <= 0:
+            return None
+        return round(self.seconds / elapsed_s, 3)
 
 
 def _progress_line(elapsed_s: float, profile: LoadProfile, path: Path) -> str:

@@ -14,7 +14,6 @@ Nothing here sends load or imports Prefect.
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 from inferops.analysis.spec import AnalysisSpec
 from inferops.config import Config
 from inferops.cost import load_prices
-from inferops.environments import load_slos, open_target
+from inferops.environments import accepts, load_slos, open_target
 from inferops.loadtest import LoadProfile, LoadProfileError, load_profile
 from inferops.platforms.local import LocalPlatform
 
@@ -65,16 +64,6 @@ def _profile(config: Config, env: str, name: str) -> tuple[LoadProfile, Path]:
         return load_profile(path), path
     except LoadProfileError as exc:
         raise LoadTestRefused(" ".join(str(exc).split())) from None
-
-
-def _accepts(url: str) -> bool:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def _target(config: Config, env: str, target: str | None) -> tuple[str, str]:
@@ -138,7 +127,7 @@ def plan_loadtest(
     slo_path = slo.resolve() if slo is not None else config.path(settings.slo_file)
     spec = load_slos(slo_path)
     url, what = _target(config, env, target)
-    if not _accepts(url):
+    if not accepts(url, timeout_s=2.0):
         if what == "--target":
             raise LoadTestRefused(f"--target {url} refuses connections: is the service up there?")
         raise LoadTestRefused(

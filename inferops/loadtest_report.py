@@ -168,6 +168,18 @@ def _figure_text(value: float | None, metric: str) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def _generator(summary: Mapping[str, Any]) -> str:
+    cores = summary.get("generator_cores")
+    if cores is None:
+        return "the load generator's CPU was not measured"
+    if summary.get("generator_bound"):
+        return (
+            f"<b>the load generator was CPU-bound</b> ({cores:.2f} of its core): the rates "
+            "reached may be its limit, not the service's"
+        )
+    return f"the load generator used {cores:.2f} of its core (not the bottleneck)"
+
+
 def render_html(
     summary: Mapping[str, Any],
     samples: Sequence[Mapping[str, Any]],
@@ -285,7 +297,7 @@ svg {{ width: 100%; height: auto; }}
 <h1>Load test: {html.escape(summary["profile"])} on {html.escape(summary["env"])}</h1>
 <p class="meta">{html.escape(summary["target"])} ({html.escape(summary["url"])}),
 {summary["requests"]} requests in {summary["duration_s"]} s, {summary["failures"]} failed;
-SLO file {html.escape(summary["slo_file"])}</p>
+{_generator(summary)}; SLO file {html.escape(summary["slo_file"])}</p>
 <div class="verdict {verdict}">{html.escape(headline)}</div>
 {cost_box}
 <h2>SLOs, judged on {html.escape(summary.get("judged_on", "the run"))}</h2>

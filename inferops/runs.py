@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferops.platforms.supervisor import process_start
+from inferops.platforms.supervisor import process_start, stop_process
 
 RECORDS = "releases"
 """The folder, in an environment's state folder, that holds the release records."""
@@ -176,14 +176,7 @@ def _stop_load(pid: int, started: int | None) -> bool:
     """Stop a recorded load generator still running: True when one was stopped."""
     if started is None or process_start(pid) != started:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_GRACE_S
-    while process_start(pid) == started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if process_start(pid) == started:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    stop_process(pid, started, signal.SIGTERM, _STOP_GRACE_S)
     return True
 
 

@@ -39,6 +39,15 @@ def process_start(pid: int) -> int | None:
         return None
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` so far (all its threads), or None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def kill_group(pid: int) -> None:
     """SIGKILL what is left of the process group ``pid`` led (each child leads its own):
     helpers such as nginx's workers, which outlive their master when it is killed."""
@@ -67,7 +76,7 @@ def read_records(run_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _signal_and_wait(pid: int, started: int, sig: int, timeout_s: float) -> None:
+def stop_process(pid: int, started: int, sig: int, timeout_s: float) -> None:
     """Send ``sig`` to the process, then SIGKILL it if it still runs after the timeout."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
@@ -88,7 +97,7 @@ def kill_recorded(run_dir: Path, timeout_s: float = 15.0) -> list[str]:
     # Pods first (they drain), as the supervisor stops them.
     for name in sorted(records, key=lambda n: not n.startswith("pod/")):
         record = records[name]
-        _signal_and_wait(
+        stop_process(
             int(record["pid"]),
             int(record["started"]),
             int(record.get("stop_signal", signal.SIGTERM)),
@@ -188,7 +197,7 @@ class Child:
                 self.proc.wait()
             kill_group(self.proc.pid)
         elif self.adopted is not None:
-            _signal_and_wait(*self.adopted, self.stop_signal, timeout_s)
+            stop_process(*self.adopted, self.stop_signal, timeout_s)
         if self.run_dir is not None:
             _record_path(self.run_dir, self.name).unlink(missing_ok=True)
 

@@ -216,6 +216,9 @@ def test_samples_are_written_and_counted_by_track(
     assert {s["status"] for s in samples} == {200}
     assert progress[0].startswith("load: test against") and "requests" in progress[-1]
     assert (tmp_path / "run" / "locust_stats.csv").is_file()
+    # The generator's CPU is measured, so a report can say whether it was the bottleneck.
+    assert result.generator_cores is not None and 0 < result.generator_cores < 1.5
+    assert result.generator_bound == (result.generator_cores >= 0.85)
     canary = result.window_stats("canary")
     assert canary.requests == result.by_track["canary"] and canary.errors == 0
     assert canary.latency_p95_s is not None and canary.ttft_p95_s is not None
