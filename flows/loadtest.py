@@ -27,6 +27,7 @@ from inferops.config import load_config
 from inferops.loadtest import run_load
 from inferops.loadtest_plan import LoadTestPlan, plan_loadtest
 from inferops.loadtest_report import render_html
+from inferops.loadtest_summary import headline, judged_rows
 
 
 def run_plan(plan: LoadTestPlan) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def run_plan(plan: LoadTestPlan) -> dict[str, Any]:
     )
     rows = result.samples()
     capacity = _capacity(plan, rows) if plan.profile.open_loop else None
-    judged, scope = _judged_rows(plan, rows, capacity)
+    judged, scope = judged_rows(rows, plan.profile, capacity)
     results = judge_run(plan.spec, SampleSet.from_records(judged, "run"))
     broken = breached(results)
     log.info("the SLOs, judged on %s:", scope)
@@ -108,24 +109,6 @@ def run_plan(plan: LoadTestPlan) -> dict[str, Any]:
     return summary
 
 
-def _judged_rows(
-    plan: LoadTestPlan, rows: list[dict[str, Any]], capacity: dict[str, Any] | None
-) -> tuple[list[dict[str, Any]], str]:
-    """The requests the SLOs are judged on, and which they are in words: every request of
-    the run, or in a capacity run (rising offered rates) those up to the knee, the load
-    the SLOs are meant to hold at; without a knee, the first rate's."""
-    stages = plan.profile.stages
-    if capacity is None or len(stages) < 2 or not rows:
-        return rows, f"all {len(rows)} requests"
-    rates = [s.rate_rps for s in stages]
-    last = rates.index(capacity["knee_rps"]) if capacity["knee_rps"] in rates else 0
-    end = sum(s.duration_s for s in stages[: last + 1])
-    start = min(float(r["ts"]) for r in rows)
-    mine = [r for r in rows if float(r["ts"]) - start < end]
-    where = "the knee" if capacity["knee_rps"] is not None else "the lowest rate (no knee)"
-    return mine, f"the {len(mine)} requests up to {where}, {rates[last]:g} req/s offered"
-
-
 def _capacity(plan: LoadTestPlan, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Goodput at each offered rate of an open-loop run, and the knee; each stage logged."""
     log = get_run_logger()
@@ -165,38 +148,6 @@ def _capacity(plan: LoadTestPlan, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "output_tokens_per_request": round(per_request, 1),
         "cost_at_knee": cost,
     }
-
-
-def headline(summary: dict[str, Any]) -> str:
-    """The run's result in one line."""
-    start = (
-        f"{summary['profile']} on {summary['env']}: {summary['requests']} requests at "
-        f"{summary['rps']:.1f} req/s"
-    )
-    capacity = summary.get("capacity")
-    if capacity is not None:
-        start += (
-            f"; knee at {capacity['knee_rps']:g} req/s offered "
-            f"(goodput {capacity['goodput_at_knee_rps']:g} req/s)"
-            if capacity["knee_rps"] is not None
-            else "; no knee: even the lowest rate was not carried within the limits"
-        )
-        if capacity.get("cost_at_knee"):
-            cost = capacity["cost_at_knee"]
-            start += (
-                f", ${cost['per_1m_output_tokens_usd']:.4g} per 1M output tokens on "
-                f"{cost['priced_as']} (${cost['hourly_usd']:.4g}/h)"
-            )
-    if summary.get("generator_bound"):
-        start += (
-            f" (the load generator used {summary['generator_cores']:.2f} of its core: "
-            "the rates reached may be its limit, not the service's)"
-        )
-    broken = [c for c in summary["checks"] if c["held"] is False]
-    if not broken:
-        judged = sum(1 for c in summary["checks"] if c["held"] is not None)
-        return f"{start}; every SLO held ({judged} judged)"
-    return f"{start}; SLO breached: " + "; ".join(c["detail"] for c in broken)
 
 
 def summary_of(state: State) -> dict[str, Any]:

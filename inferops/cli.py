@@ -455,12 +455,13 @@ def loadtest(
     `inferops loadtest --profile capacity --target stable --priced-as aws:g5.xlarge`.
     """
     from inferops.loadtest_plan import plan_loadtest
+    from inferops.loadtest_summary import headline
 
     cfg = _config(config)
     plan_loadtest(cfg, env, profile, target, slo, priced_as)  # refused before any load
     _prepare(cfg, env, verbose)
-    from flows.loadtest import headline, summary_of
     from flows.loadtest import loadtest as loadtest_flow
+    from flows.loadtest import summary_of
 
     state = loadtest_flow(
         env,

@@ -76,3 +76,24 @@ def test_no_knee_when_the_lowest_rate_is_not_carried() -> None:
     figures = stage_figures(rows, [(r, 10.0) for r in rates], request_limits(SPEC))
     assert knee(figures) is None
     assert stage_figures([], [(5.0, 10.0)], {}) == []
+
+
+def test_a_capacity_runs_slos_are_judged_on_the_requests_up_to_its_knee() -> None:
+    from inferops.loadtest import LoadProfile
+    from inferops.loadtest_summary import judged_rows
+
+    profile = LoadProfile.model_validate(
+        {
+            "name": "cap",
+            "stages": [
+                {"duration_s": 10, "users": 8, "spawn_rate": 8, "rate_rps": r} for r in (5, 10, 20)
+            ],
+        }
+    )
+    rows = [{"ts": 100.0 + t, "latency_s": 0.1, "ok": True} for t in range(30)]
+    mine, scope = judged_rows(rows, profile, {"knee_rps": 10})
+    assert [r["ts"] - 100 for r in mine] == list(range(20))
+    assert scope == "the 20 requests up to the knee, 10 req/s offered"
+    first, scope = judged_rows(rows, profile, {"knee_rps": None})
+    assert len(first) == 10 and "no knee" in scope
+    assert judged_rows(rows, profile, None) == (rows, "all 30 requests")
